@@ -1,0 +1,41 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.curate-installed
+DEMO   ?= work/demo
+export CURATE_CACHE_DIR ?= $(CURDIR)/work/cache
+
+.PHONY: install data demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian data packages for the built-in benchmarks; installed when missing and possible (root or sudo).
+data:
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ -f /usr/share/games/fortunes/computers ]; then \
+	  echo "data: fashion-mnist and fortunes present"; \
+	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] && SUDO= || { sudo -n true 2>/dev/null && SUDO=sudo; }; }; then \
+	  $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q dataset-fashion-mnist fortunes >/dev/null && echo "data: installed"; \
+	else \
+	  echo "data: cannot install dataset-fashion-mnist/fortunes here; their benchmarks and tests will be skipped"; \
+	fi
+
+demo: install data
+	$(VENV)/bin/curate datasets make fmnist-textures --out $(DEMO)/fmnist-textures --overwrite
+	$(VENV)/bin/curate datasets check $(DEMO)/fmnist-textures/metadata.csv
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install data lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf work .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""The ``curate`` command line (typer): a thin shell over :mod:`curate.api`."""

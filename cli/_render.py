@@ -1,0 +1,26 @@
+"""Rendering helpers shared by the commands: polars frames as rich tables, errors as one line."""
+
+from __future__ import annotations
+
+import polars as pl
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def frame_table(df: pl.DataFrame, title: str | None = None) -> Table:
+    """A rich table of a polars frame (floats with 3 decimals)."""
+    t = Table(title=title, title_justify="left")
+    for c in df.columns:
+        t.add_column(c, justify="right" if df.schema[c].is_numeric() else "left")
+    for row in df.iter_rows():
+        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else escape(str(v)) for v in row])
+    return t
+
+
+def show(df: pl.DataFrame, title: str | None = None) -> None:
+    """Print a frame as a table."""
+    console.print(frame_table(df, title))

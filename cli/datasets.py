@@ -1,0 +1,74 @@
+"""``curate datasets``: list, build and check datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli._render import console, show
+from curate import api
+
+app = typer.Typer(help="List, build and check datasets.", no_args_is_help=True)
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    """``"sample_id=img_id,label=y"`` → ``{"sample_id": "img_id", "label": "y"}``."""
+    if not spec:
+        return None
+    out = {}
+    for part in spec.split(","):
+        if "=" not in part:
+            raise typer.BadParameter(f"expected canonical=column, got {part!r}", param_hint="--columns")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@app.command("list")
+def list_() -> None:
+    """List the built-in benchmarks and the dataset layouts curate reads."""
+    show(api.list_benchmarks(), "built-in benchmarks (curate datasets make NAME --out DIR)")
+    show(api.list_formats(), "dataset layouts (--format)")
+
+
+@app.command()
+def make(
+    name: str = typer.Argument(..., help="benchmark name (see `curate datasets list`)"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder to create"),
+    seed: int = typer.Option(0, help="seed of every random draw"),
+    spurious_strength: float = typer.Option(0.95, help="share of each class's train samples in its majority group"),
+    n_train: int | None = typer.Option(None, help="train samples (default: the benchmark's)"),
+    n_val_per_group: int | None = typer.Option(None, help="val samples per group"),
+    n_test_per_group: int | None = typer.Option(None, help="test samples per group"),
+    overwrite: bool = typer.Option(False, help="replace an existing --out"),
+) -> None:
+    """Build a built-in benchmark in the SubpopBench layout and print its group × split table."""
+    table = api.make_benchmark(
+        name,
+        out,
+        seed=seed,
+        spurious_strength=spurious_strength,
+        n_train=n_train,
+        n_val_per_group=n_val_per_group,
+        n_test_per_group=n_test_per_group,
+        overwrite=overwrite,
+    )
+    show(api.group_counts(table), f"{name}: {len(table)} samples written to {out}")
+
+
+@app.command()
+def check(
+    path: Path = typer.Argument(..., help="metadata.csv, a table file, or a dataset folder"),
+    format: str = typer.Option("auto", "--format", "-f", help="layout (see `curate datasets list`)"),
+    columns: str | None = typer.Option(None, help="column map for tables: sample_id=id,label=y,path=file"),
+    skip_bad: bool = typer.Option(False, help="drop bad rows (each is reported) instead of failing"),
+    target: str | None = typer.Option(None, help="CelebA: target attribute"),
+    spurious: str | None = typer.Option(None, help="CelebA: spurious attribute"),
+) -> None:
+    """Read a dataset, check every row and file, and print its group × split table."""
+    opts = {k: v for k, v in (("target", target), ("spurious", spurious)) if v is not None}
+    table, report = api.check_dataset(path, format=format, columns=parse_columns(columns), skip_bad=skip_bad, **opts)
+    if report.dropped:
+        console.print(f"[yellow]dropped {len(report.dropped)} bad rows[/yellow]")
+    show(api.group_counts(table), f"{table.name} ({report.format} layout): {len(table)} samples, OK")

@@ -1,0 +1,461 @@
+"""Readers for the dataset layouts users already hold, registered in ``DATASET_FORMATS``.
+
+Each reader turns a file or folder into a :class:`RawTable` (canonical columns plus a private
+1-based ``_row``); :func:`curate.data.load.load_dataset` then runs the integrity checks.
+Layouts: SubpopBench ``metadata.csv``, Waterbirds ``metadata.csv``, CelebA attribute files,
+WILDS CivilComments CSV, an ImageFolder tree, and any CSV/Parquet/JSONL with a column map.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate._core import schema as S
+from curate._core.registry import Registry
+from curate.data.integrity import IMAGE_EXTENSIONS, ROW
+from curate.errors import ConfigError, InputDataError
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """What a reader returns: rows not yet checked, and how to name and resolve them."""
+
+    frame: pl.DataFrame
+    source: str
+    root: Path | None
+    name: str
+    label_names: tuple[str, ...] | None = None
+    group_names: tuple[str, ...] | None = None
+    required_splits: tuple[str, ...] = ("train",)
+
+
+Reader = Callable[..., RawTable]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered layout: how to recognise it and how to read it."""
+
+    read: Reader
+    sniff: Callable[[Path], bool]
+    description: str
+
+
+DATASET_FORMATS: Registry[Format] = Registry("format")
+
+SPLIT_VALUES: dict[str, str] = {
+    "0": "train",
+    "1": "val",
+    "2": "test",
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+}
+CIVILCOMMENTS_IDENTITIES: tuple[str, ...] = (
+    "male",
+    "female",
+    "LGBTQ",
+    "christian",
+    "muslim",
+    "other_religions",
+    "black",
+    "white",
+)
+METADATA = "metadata.csv"
+SIDECAR = "dataset.json"
+
+
+def _read_csv(path: Path, *, separator: str = ",") -> pl.DataFrame:
+    if not path.exists():
+        raise InputDataError(f"file not found: {path}", file=path, fix="check the path")
+    try:
+        df = pl.read_csv(path, infer_schema_length=0, separator=separator)
+    except (pl.exceptions.PolarsError, UnicodeDecodeError) as e:
+        raise InputDataError(f"cannot parse as CSV ({e})", file=path, fix="check the file's format") from e
+    return df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [c.strip().strip('"') for c in f.readline().strip().split(",")]
+    except OSError:
+        return []
+
+
+def _require(df: pl.DataFrame, cols: tuple[str, ...], source: Path, layout: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise InputDataError(
+            f"missing columns {missing} for the {layout} layout (has {df.columns})",
+            file=source,
+            fix=f"use a {layout} file or pick another --format",
+        )
+
+
+def _as_int(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
+
+
+def _split_expr(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.String).str.strip_chars().str.to_lowercase().replace(SPLIT_VALUES).alias(S.SPLIT)
+
+
+def _with_groups(df: pl.DataFrame, attr: str = S.ATTR) -> tuple[pl.DataFrame, int]:
+    """Add ``group = label * n_attr + a`` (SubpopBench's convention); return the frame and n_attr."""
+    n_attr = S.max_int(df[attr], 0) + 1
+    return df.with_columns((pl.col(S.LABEL) * n_attr + pl.col(attr)).alias(S.GROUP)), n_attr
+
+
+def _group_names(
+    label_names: tuple[str, ...] | None, attr_names: list[str] | None, n_classes: int, n_attr: int
+) -> tuple[str, ...]:
+    ln = label_names or tuple(str(i) for i in range(n_classes))
+    an = attr_names or [f"a={j}" for j in range(n_attr)]
+    return tuple(f"{ln[y]} / {an[a]}" for y in range(n_classes) for a in range(n_attr))
+
+
+def _folder_and_file(path: Path, default: str) -> tuple[Path, Path]:
+    return (path, path / default) if path.is_dir() else (path.parent, path)
+
+
+# --------------------------------------------------------------------------- SubpopBench
+def read_subpopbench(path: Path, *, root: Path | None = None) -> RawTable:
+    """SubpopBench ``metadata.csv`` (``id, filename, split, y, a``; split 0/1/2; optional ``text``).
+
+    A ``dataset.json`` beside it (written by curate's benchmarks) supplies class and group names.
+    """
+    folder, file = _folder_and_file(path, METADATA)
+    raw = _read_csv(file)
+    _require(raw, ("id", "split", "y", "a"), file, "SubpopBench")
+    has_text = "text" in raw.columns
+    if not has_text:
+        _require(raw, ("filename",), file, "SubpopBench")
+    df = raw.select(
+        ROW,
+        pl.col("id").alias(S.SAMPLE_ID),
+        _as_int("y").alias(S.LABEL),
+        _split_expr("split"),
+        _as_int("a").alias(S.ATTR),
+        *([pl.col("text").alias(S.TEXT)] if has_text else [pl.col("filename").alias(S.PATH)]),
+    )
+    df, n_attr = _with_groups(df)
+    side = folder / SIDECAR
+    meta: dict[str, Any] = json.loads(side.read_text()) if side.exists() else {}
+    label_names = tuple(meta["label_names"]) if "label_names" in meta else None
+    n_classes = len(label_names) if label_names else S.max_int(df[S.LABEL], 0) + 1
+    return RawTable(
+        df,
+        str(file),
+        None if has_text else (root or folder),
+        meta.get("name", folder.name),
+        label_names,
+        _group_names(label_names, meta.get("attribute_values"), n_classes, n_attr),
+        tuple(meta.get("splits", ("train",))),
+    )
+
+
+def _sniff_metadata(cols: set[str]) -> Callable[[Path], bool]:
+    def sniff(path: Path) -> bool:
+        _, file = _folder_and_file(path, METADATA)
+        return file.suffix == ".csv" and cols <= set(_header(file))
+
+    return sniff
+
+
+# --------------------------------------------------------------------------- Waterbirds
+def read_waterbirds(path: Path, *, root: Path | None = None) -> RawTable:
+    """Waterbirds ``metadata.csv`` (``img_id, img_filename, y, split, place``; split 0/1/2)."""
+    folder, file = _folder_and_file(path, METADATA)
+    raw = _read_csv(file)
+    _require(raw, ("img_id", "img_filename", "y", "split", "place"), file, "Waterbirds")
+    df = raw.select(
+        ROW,
+        pl.col("img_id").alias(S.SAMPLE_ID),
+        _as_int("y").alias(S.LABEL),
+        _split_expr("split"),
+        _as_int("place").alias(S.ATTR),
+        pl.col("img_filename").alias(S.PATH),
+    ).with_columns(pl.col(S.ATTR).alias("place"))
+    df, _ = _with_groups(df)
+    labels = ("landbird", "waterbird")
+    return RawTable(df, str(file), root or folder, "waterbirds", labels, _group_names(labels, ["land", "water"], 2, 2))
+
+
+# --------------------------------------------------------------------------- CelebA
+CELEBA_ATTRS = "list_attr_celeba.txt"
+CELEBA_PARTITION = "list_eval_partition.txt"
+CELEBA_IMAGES = "img_align_celeba"
+
+
+def read_celeba(
+    path: Path, *, target: str = "Blond_Hair", spurious: str = "Male", root: Path | None = None
+) -> RawTable:
+    """CelebA (``list_attr_celeba.txt``, ``list_eval_partition.txt``, ``img_align_celeba/``).
+
+    Args:
+        path: the CelebA folder.
+        target: attribute used as the label (default ``Blond_Hair``, as in the literature).
+        spurious: attribute used as ``a`` (default ``Male``).
+        root: image folder (default ``<path>/img_align_celeba``).
+    """
+    folder = path if path.is_dir() else path.parent
+    attr_file, part_file = folder / CELEBA_ATTRS, folder / CELEBA_PARTITION
+    for f in (attr_file, part_file):
+        if not f.exists():
+            raise InputDataError(f"file not found: {f}", file=f, fix="point at the CelebA folder")
+    lines = attr_file.read_text().splitlines()
+    names = lines[1].split()
+    for which, name in (("target", target), ("spurious", spurious)):
+        if name not in names:
+            from curate.errors import did_you_mean
+
+            raise ConfigError(
+                f"read_celeba(): {which} attribute {name!r} not in {attr_file.name}{did_you_mean(name, names)}"
+            )
+    ti, si = names.index(target), names.index(spurious)
+    rows = []
+    for i, line in enumerate(lines[2:], start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != len(names) + 1:
+            raise InputDataError(
+                f"expected {len(names) + 1} fields, found {len(parts)}",
+                file=attr_file,
+                row=i,
+                fix="repair the attribute file",
+            )
+        rows.append((i, parts[0], parts[1 + ti], parts[1 + si]))
+    attrs = pl.DataFrame(rows, schema=[ROW, S.SAMPLE_ID, "t", "s"], orient="row")
+    part = pl.read_csv(
+        part_file,
+        has_header=False,
+        separator=" ",
+        new_columns=[S.SAMPLE_ID, "p"],
+        schema_overrides={S.SAMPLE_ID: pl.String, "p": pl.String},
+    )
+    df = attrs.join(part, on=S.SAMPLE_ID, how="left").select(
+        pl.col(ROW).cast(pl.Int64),
+        S.SAMPLE_ID,
+        (_as_int("t") == 1).cast(pl.Int64).alias(S.LABEL),
+        _split_expr("p"),
+        (_as_int("s") == 1).cast(pl.Int64).alias(S.ATTR),
+        pl.col(S.SAMPLE_ID).alias(S.PATH),
+    )
+    df, _ = _with_groups(df)
+    labels = (f"not {target}", target)
+    return RawTable(
+        df,
+        str(attr_file),
+        root or folder / CELEBA_IMAGES,
+        "celeba",
+        labels,
+        _group_names(labels, [f"not {spurious}", spurious], 2, 2),
+    )
+
+
+# --------------------------------------------------------------------------- CivilComments
+CIVIL_FILE = "all_data_with_identities.csv"
+
+
+def read_civilcomments(path: Path, *, identity: str = "any", threshold: float = 0.5) -> RawTable:
+    """WILDS CivilComments CSV: ``comment_text``, ``toxicity`` (label = toxicity >= 0.5), ``split``.
+
+    Args:
+        path: the CSV or its folder.
+        identity: identity column used as ``a`` (``"any"``: any of the eight WILDS identities).
+        threshold: cut-off for toxicity and identity scores.
+    """
+    _, file = _folder_and_file(path, CIVIL_FILE)
+    raw = _read_csv(file)
+    _require(raw, ("id", "comment_text", "toxicity", "split"), file, "CivilComments")
+    ids = [c for c in CIVILCOMMENTS_IDENTITIES if c in raw.columns] if identity == "any" else [identity]
+    if not ids or any(c not in raw.columns for c in ids):
+        raise ConfigError(f"read_civilcomments(): identity {identity!r} not among the columns of {file}")
+    a_expr = pl.any_horizontal([pl.col(c).cast(pl.Float64, strict=False).fill_null(0.0) >= threshold for c in ids])
+    df = raw.select(
+        ROW,
+        pl.col("id").alias(S.SAMPLE_ID),
+        pl.when(pl.col("toxicity").cast(pl.Float64, strict=False).is_null())
+        .then(None)
+        .otherwise((pl.col("toxicity").cast(pl.Float64, strict=False) >= threshold).cast(pl.Int64))
+        .alias(S.LABEL),
+        _split_expr("split"),
+        a_expr.cast(pl.Int64).alias(S.ATTR),
+        pl.col("comment_text").alias(S.TEXT),
+    )
+    df, _ = _with_groups(df)
+    labels = ("non-toxic", "toxic")
+    an = [f"no {identity} identity", f"{identity} identity"]
+    return RawTable(df, str(file), None, "civilcomments", labels, _group_names(labels, an, 2, 2))
+
+
+# --------------------------------------------------------------------------- ImageFolder
+def read_imagefolder(path: Path) -> RawTable:
+    """An ImageFolder tree: ``root/[train|val|test/]<class>/<image>``; classes sorted by name."""
+    if not path.is_dir():
+        raise InputDataError(f"not a folder: {path}", file=path, fix="point at the ImageFolder root")
+    split_dirs = {
+        SPLIT_VALUES[d.name.lower()]: d
+        for d in path.iterdir()
+        if d.is_dir() and d.name.lower() in SPLIT_VALUES and not d.name.isdigit()
+    }
+    tops = split_dirs or {"train": path}
+    classes = sorted({c.name for top in tops.values() for c in top.iterdir() if c.is_dir()})
+    if not classes:
+        raise InputDataError("no class folders found", file=path, fix="use root/<class>/<image> layout")
+    rows = []
+    for split, top in sorted(tops.items()):
+        for y, cls in enumerate(classes):
+            d = top / cls
+            if not d.is_dir():
+                continue
+            for f in sorted(d.rglob("*")):
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+                    rel = f.relative_to(path).as_posix()
+                    rows.append((rel, y, split, rel))
+    df = pl.DataFrame(rows, schema=[S.SAMPLE_ID, S.LABEL, S.SPLIT, S.PATH], orient="row")
+    df = df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    return RawTable(df, str(path), path, path.name, tuple(classes))
+
+
+def _sniff_imagefolder(path: Path) -> bool:
+    return path.is_dir() and any(d.is_dir() for d in path.iterdir()) and not (path / METADATA).exists()
+
+
+# --------------------------------------------------------------------------- generic table
+TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
+
+
+def read_table(path: Path, *, columns: Mapping[str, str] | None = None, root: Path | None = None) -> RawTable:
+    """Any CSV/TSV/Parquet/JSONL file; ``columns`` maps canonical names to the file's names.
+
+    Canonical names: ``sample_id``, ``label`` (ints, or class names mapped in sorted order),
+    ``split`` (0/1/2 or train/val/test), ``path`` or ``text``, optional ``group`` and ``a``.
+    Example: ``columns={"sample_id": "img_id", "label": "y", "path": "img_filename"}``.
+    """
+    if not path.exists():
+        raise InputDataError(f"file not found: {path}", file=path, fix="check the path")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            df = _read_csv(path, separator="\t" if suffix == ".tsv" else ",")
+        elif suffix == ".parquet":
+            df = pl.read_parquet(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            df = pl.read_ndjson(path)
+        else:
+            raise ConfigError(f"read_table(): cannot read {path.name}; use one of {', '.join(TABLE_SUFFIXES)}")
+    except pl.exceptions.PolarsError as e:
+        raise InputDataError(f"cannot parse ({e})", file=path, fix="check the file's format") from e
+    if ROW not in df.columns:
+        df = df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    mapping = dict(columns or {})
+    known = {S.SAMPLE_ID, S.LABEL, S.SPLIT, S.PATH, S.TEXT, S.GROUP, S.ATTR}
+    for canon, theirs in mapping.items():
+        if canon not in known:
+            raise ConfigError(
+                f"read_table(): unknown canonical column {canon!r} in the column map "
+                f"(valid: {', '.join(sorted(known))})"
+            )
+        if theirs not in df.columns:
+            raise InputDataError(
+                f"column {theirs!r} (mapped to {canon!r}) not found; has {df.columns}",
+                file=path,
+                fix="fix the column map (--columns canonical=theirs,...)",
+            )
+    renames = {theirs: canon for canon, theirs in mapping.items() if theirs != canon}
+    df = df.drop([c for c in renames.values() if c in df.columns and c not in renames]).rename(renames)
+    for need in (S.SAMPLE_ID, S.LABEL, S.SPLIT):
+        if need not in df.columns:
+            raise InputDataError(
+                f"no {need!r} column (has {df.columns})", file=path, fix=f"map one with --columns {need}=<your column>"
+            )
+    src = S.TEXT if S.TEXT in df.columns else S.PATH
+    if src not in df.columns:
+        raise InputDataError(
+            f"no 'path' or 'text' column (has {df.columns})",
+            file=path,
+            fix="map one with --columns path=<col> or text=<col>",
+        )
+    label_names: tuple[str, ...] | None = None
+    lab = df[S.LABEL].cast(pl.String)
+    as_int = lab.cast(pl.Float64, strict=False)
+    if as_int.null_count() > lab.null_count():  # class names, not integers
+        label_names = tuple(sorted(lab.drop_nulls().unique().to_list()))
+        df = df.with_columns(
+            lab.replace_strict({n: i for i, n in enumerate(label_names)}, return_dtype=pl.Int64, default=None).alias(
+                S.LABEL
+            )
+        )
+    else:
+        df = df.with_columns(as_int.cast(pl.Int64, strict=False).alias(S.LABEL))
+    keep = [ROW, S.SAMPLE_ID, S.LABEL, S.SPLIT, src]
+    df = df.with_columns(pl.col(S.SAMPLE_ID).cast(pl.String), _split_expr(S.SPLIT), pl.col(src).cast(pl.String))
+    extra = [c for c in df.columns if c not in keep]
+    out = df.select(*keep, *extra)
+    if S.GROUP in out.columns:
+        out = out.with_columns(_as_int(S.GROUP).alias(S.GROUP))
+    elif S.ATTR in out.columns:
+        out = out.with_columns(_as_int(S.ATTR).alias(S.ATTR))
+        out, _ = _with_groups(out)
+    base = root or path.parent
+    return RawTable(out, str(path), None if src == S.TEXT else base, path.stem, label_names)
+
+
+def _sniff_table(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in TABLE_SUFFIXES
+
+
+DATASET_FORMATS.add(
+    "subpopbench",
+    Format(
+        read_subpopbench,
+        lambda p: (
+            _sniff_metadata({"id", "filename", "split", "y", "a"})(p)
+            or _sniff_metadata({"id", "text", "split", "y", "a"})(p)
+        ),
+        "SubpopBench metadata.csv: id, filename, split (0/1/2), y, a",
+    ),
+)
+DATASET_FORMATS.add(
+    "waterbirds",
+    Format(
+        read_waterbirds,
+        _sniff_metadata({"img_id", "img_filename", "y", "split", "place"}),
+        "Waterbirds metadata.csv: img_id, img_filename, y, split (0/1/2), place",
+    ),
+)
+DATASET_FORMATS.add(
+    "celeba",
+    Format(
+        read_celeba,
+        lambda p: (p if p.is_dir() else p.parent).joinpath(CELEBA_ATTRS).exists(),
+        "CelebA: list_attr_celeba.txt + list_eval_partition.txt + img_align_celeba/",
+    ),
+)
+DATASET_FORMATS.add(
+    "civilcomments",
+    Format(
+        read_civilcomments,
+        lambda p: {"comment_text", "toxicity"} <= set(_header(_folder_and_file(p, CIVIL_FILE)[1])),
+        "WILDS CivilComments CSV: id, comment_text, toxicity, split, identity columns",
+    ),
+)
+DATASET_FORMATS.add(
+    "imagefolder",
+    Format(read_imagefolder, _sniff_imagefolder, "ImageFolder tree: root/[train|val|test/]<class>/<image>"),
+)
+DATASET_FORMATS.add("table", Format(read_table, _sniff_table, "any CSV/TSV/Parquet/JSONL with a column map"))
+
+SNIFF_ORDER: tuple[str, ...] = ("subpopbench", "waterbirds", "celeba", "civilcomments", "imagefolder", "table")

@@ -1,0 +1,92 @@
+"""``load_dataset``: read any supported layout, check it, and return a :class:`SampleTable`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.data.adapters import DATASET_FORMATS, SNIFF_ORDER
+from curate.data.integrity import Problem, apply_checks
+from curate.data.table import SampleTable
+from curate.errors import InputDataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load dropped (only with ``skip_bad``) and which layout it used."""
+
+    format: str
+    dropped: tuple[Problem, ...]
+
+
+def detect_format(path: str | Path) -> str:
+    """Name of the first registered layout that recognises ``path``.
+
+    Raises:
+        InputDataError: the path is missing or matches no layout.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputDataError(f"no such file or folder: {p}", file=p, fix="check the path")
+    for name in SNIFF_ORDER:
+        if DATASET_FORMATS.get(name).sniff(p):
+            return name
+    raise InputDataError(
+        "cannot tell the dataset layout",
+        file=p,
+        fix=f"pass --format (one of {', '.join(DATASET_FORMATS.names())})",
+    )
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    skip_bad: bool = False,
+    check_files: bool = True,
+    **options: Any,
+) -> tuple[SampleTable, LoadReport]:
+    """Read a dataset in any supported layout and check every row.
+
+    Args:
+        path: a file (``metadata.csv``, a CSV/Parquet/JSONL table) or a dataset folder.
+        format: a name from ``DATASET_FORMATS`` or ``"auto"`` to detect it.
+        columns: column map for the ``table`` layout (canonical name → the file's name).
+        skip_bad: drop bad rows (each is logged and returned) instead of raising on the first.
+        check_files: open every image/file the table references.
+        **options: layout options (``target``/``spurious`` for CelebA, ``identity`` for CivilComments).
+
+    Returns:
+        The table and a report of dropped rows.
+
+    Raises:
+        InputDataError: a bad row (strict mode), an empty required split, or an unknown layout.
+        UnknownNameError: ``format`` is not a registered layout.
+    """
+    p = Path(path)
+    name = detect_format(p) if format == "auto" else format
+    fmt = DATASET_FORMATS.get(name)
+    if columns:
+        options["columns"] = columns
+    raw = fmt.read(p, **options)
+    n_classes = len(raw.label_names) if raw.label_names else None
+    frame, dropped = apply_checks(
+        raw.frame,
+        source=raw.source,
+        root=raw.root,
+        skip_bad=skip_bad,
+        check_files=check_files,
+        n_classes=n_classes,
+        required_splits=raw.required_splits,
+    )
+    table = SampleTable(
+        frame, root=raw.root, name=raw.name, source=raw.source, label_names=raw.label_names, group_names=raw.group_names
+    )
+    logger.info("loaded %d samples from %s (%s layout)", len(table), raw.source, name)
+    return table, LoadReport(name, tuple(dropped))

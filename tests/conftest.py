@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated cache per test, no progress bars, benchmarks built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from curate.data.benchmarks.fmnist_textures import fmnist_dir
+from curate.data.benchmarks.fortunes_cue import fortunes_dir
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CURATE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CURATE_NO_PROGRESS", "1")
+
+
+def have_fmnist() -> bool:
+    return (fmnist_dir() / "train-images-idx3-ubyte.gz").exists()
+
+
+def have_fortunes() -> bool:
+    return (fortunes_dir() / "computers").exists()
+
+
+requires_fmnist = pytest.mark.skipif(not have_fmnist(), reason="Debian dataset-fashion-mnist not installed (make data)")
+requires_fortunes = pytest.mark.skipif(not have_fortunes(), reason="Debian fortunes not installed (make data)")
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default ``digits-color`` benchmark, built once (seed 0)."""
+    os.environ["CURATE_NO_PROGRESS"] = "1"
+    from curate import api
+
+    out = tmp_path_factory.mktemp("bench") / "digits-color"
+    api.make_benchmark("digits-color", out, seed=0)
+    return out
