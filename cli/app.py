@@ -8,7 +8,7 @@ import sys
 import polars as pl
 import typer
 
-from cli import datasets
+from cli import datasets, signals
 from cli._render import console, err_console, show
 from curate import api
 from curate._core.progress import setup_logging
@@ -21,6 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(datasets.app, name="datasets")
+app.command()(signals.embed)
+app.command()(signals.dynamics)
+app.command()(signals.cluster)
 
 
 @app.callback()

@@ -12,8 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from curate._core import schema as S
+from curate._core.cache import cached_stage, fingerprint, resumable_stage
+from curate._core.device import resolve_device
 from curate._core.registry import Registry
 from curate.data import (
     BENCHMARKS,
@@ -24,16 +28,38 @@ from curate.data import (
     write_benchmark,
 )
 from curate.data import load_dataset as _load_dataset
+from curate.data.workspace import Workspace
+from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig, train_proxy
+from curate.embed import ENCODERS, EmbeddingTable, create_encoder, embed_table
+from curate.errors import InputDataError
+from curate.index import INDEX_BACKENDS, KMeansConfig, KnnIndex, cluster_per_class, get_backend
+
+EMBED_VERSION = 1
+DYNAMICS_VERSION = 1
+CLUSTER_VERSION = 1
 
 __all__ = [
+    "EmbeddingTable",
+    "KMeansConfig",
+    "ProxyConfig",
+    "Workspace",
     "check_dataset",
+    "cluster",
+    "embed",
     "env_info",
     "group_counts",
+    "knn",
     "list_benchmarks",
+    "list_encoders",
     "list_formats",
+    "list_scorers",
     "load_dataset",
     "make_benchmark",
+    "record_dynamics",
     "registries",
+    "score_dynamics",
+    "summarize_by_group",
+    "write_scores",
 ]
 
 
@@ -149,7 +175,214 @@ def group_counts(table: SampleTable) -> pl.DataFrame:
 
 def registries() -> dict[str, Registry[Any]]:
     """Every registry by its listing name (``curate list NAME``)."""
-    return {"benchmarks": BENCHMARKS, "formats": DATASET_FORMATS}
+    get_backend("faiss-cpu")  # registers faiss-gpu as available or not
+    return {
+        "benchmarks": BENCHMARKS,
+        "formats": DATASET_FORMATS,
+        "encoders": ENCODERS,
+        "scorers": SCORERS,
+        "index-backends": INDEX_BACKENDS,
+    }
+
+
+def _meta_frame(reg: Registry[Any], keys: tuple[str, ...]) -> pl.DataFrame:
+    return pl.DataFrame([{"name": n, **{k: str(reg.meta(n).get(k, "")) for k in keys}} for n in reg.names()])
+
+
+def list_encoders() -> pl.DataFrame:
+    """Registered encoders: ``name``, ``modality``, ``description``."""
+    return _meta_frame(ENCODERS, ("modality", "description"))
+
+
+def list_scorers() -> pl.DataFrame:
+    """Registered scorers: ``name``, ``needs`` and the meaning of a ``higher`` score."""
+    return _meta_frame(SCORERS, ("needs", "higher"))
+
+
+# ----------------------------------------------------------------------------------------- signals
+def _stage_root(workspace: str | Path | Workspace | None, table: SampleTable) -> tuple[Path | None, Workspace | None]:
+    if workspace is None:
+        return None, None
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.attach(table)
+    return ws.path, ws
+
+
+def embed(
+    table: SampleTable,
+    encoder: str = "minilm",
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    cache: bool = True,
+    workspace: str | Path | Workspace | None = None,
+    float16: bool = False,
+) -> EmbeddingTable:
+    """Embed every sample of ``table`` with a registered encoder, cached by content.
+
+    The cache key is (dataset fingerprint, encoder identity and preprocessing, precision); a second
+    call with the same inputs loads the stored matrix. With ``workspace`` the entry lives in that
+    folder (``WS/embed/<key>/``), otherwise under ``$CURATE_CACHE_DIR``.
+
+    Args:
+        table: the dataset.
+        encoder: an encoder spec (``minilm``, ``efficientnet-lite0``, ``hf-text:PATH``, ...).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: samples per forward pass.
+        num_workers: DataLoader workers for image decoding.
+        cache: reuse a stored result (``False`` recomputes and overwrites it).
+        workspace: a workspace folder to store the result in (and record it under the encoder spec).
+        float16: store the matrix as float16 on disk (loaded back as float32).
+
+    Returns:
+        An :class:`EmbeddingTable` aligned to the table's ids.
+
+    Raises:
+        UnknownNameError: unknown encoder. ConfigError: the encoder cannot embed this modality.
+        DeviceUnavailableError: CUDA asked for but absent. InputDataError: an unreadable sample.
+    """
+    dev = resolve_device(device)
+    enc = create_encoder(encoder)
+    enc.check_modality(table.modality)
+    precision = "fp16-autocast" if dev.startswith("cuda") else "fp32"
+    root, ws = _stage_root(workspace, table)
+    parts = (table.fingerprint(), enc.describe(), precision, float16)
+
+    def compute(folder: Path) -> None:
+        result = embed_table(table, enc, device=dev, batch_size=batch_size, num_workers=num_workers)
+        EmbeddingTable(
+            result.ids, result.matrix, {**result.meta, "dataset": table.fingerprint(), "precision": precision}
+        ).save(folder, float16=float16)
+
+    folder = cached_stage("embed", EMBED_VERSION, parts, compute, enabled=cache, root=root)
+    if ws is not None:
+        ws.record("embed", encoder, folder)
+    return EmbeddingTable.load(folder)
+
+
+def record_dynamics(
+    table: SampleTable,
+    embeddings: EmbeddingTable,
+    *,
+    config: ProxyConfig | None = None,
+    device: str = "auto",
+    cache: bool = True,
+    workspace: str | Path | Workspace | None = None,
+) -> DynamicsLog:
+    """Train proxy heads on the train split's embeddings and record their training dynamics.
+
+    Shards are written epoch by epoch; an interrupted call resumes from the last finished epoch, and
+    a finished one is a cache hit (key: dataset, embeddings, config).
+
+    Returns:
+        The :class:`DynamicsLog` (``run, epoch, sample_id, loss, margin, correct, prob_true, el2n, feat_norm``).
+    """
+    cfg = config or ProxyConfig()
+    dev = resolve_device(device)
+    embeddings.check_finite(str(embeddings.meta.get("source", "embeddings")))
+    root, ws = _stage_root(workspace, table)
+    parts = (table.fingerprint(), fingerprint(embeddings.matrix), cfg.to_dict())
+    folder = resumable_stage(
+        "dynamics",
+        DYNAMICS_VERSION,
+        parts,
+        lambda f: train_proxy(embeddings, table, cfg, f, device=dev),
+        enabled=cache,
+        root=root,
+    )
+    if ws is not None:
+        ws.record("dynamics", str(embeddings.meta.get("encoder", "embeddings")), folder, config=cfg.to_dict())
+    return DynamicsLog.read(folder)
+
+
+def score_dynamics(log: DynamicsLog, scorers: list[str] | tuple[str, ...] | None = None, **params: Any) -> pl.DataFrame:
+    """Apply registered dynamics scorers and join them on ``sample_id``.
+
+    Args:
+        log: a recorded :class:`DynamicsLog`.
+        scorers: names from :func:`list_scorers` (default: all that this log supports).
+        **params: passed to every scorer that takes them (e.g. ``epoch=3``).
+
+    Returns:
+        ``sample_id`` and one ``<name>_score`` column per scorer (directions: :func:`list_scorers`).
+    """
+    import inspect
+
+    names = list(scorers) if scorers is not None else SCORERS.names()
+    if scorers is None and log.frame["feat_norm"].null_count():
+        names.remove("grand")
+    out: pl.DataFrame | None = None
+    for name in names:
+        fn = SCORERS.get(name)
+        accepted = {k: v for k, v in params.items() if k in inspect.signature(fn).parameters}
+        frame = fn(log, **accepted).rename({S.SCORE: S.score_column(name)})
+        out = frame if out is None else out.join(frame, on=S.SAMPLE_ID, how="full", coalesce=True)
+    if out is None:
+        raise InputDataError("no scorers requested", fix="pass at least one scorer name")
+    return out.sort(S.SAMPLE_ID)
+
+
+def cluster(
+    table: SampleTable,
+    embeddings: EmbeddingTable,
+    *,
+    config: KMeansConfig | None = None,
+    split: str = "train",
+    index_backend: str = "auto",
+    cache: bool = True,
+    workspace: str | Path | Workspace | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Spherical k-means within each class of ``split`` (FAISS; GPU when available).
+
+    Returns:
+        ``assignments`` ``[sample_id, label, cluster_in_class, cluster]`` and the per-cluster
+        ``summary`` ``[cluster, label, cluster_in_class, size, share_of_class, silhouette]``.
+    """
+    cfg = config or KMeansConfig()
+    backend = get_backend(index_backend)
+    rows = table.split(split).frame
+    if rows.height == 0:
+        raise InputDataError(f"the {split!r} split is empty", file=table.where, fix="pick another split")
+    x = embeddings.select(rows[S.SAMPLE_ID], what=f"{split} split").check_finite().matrix
+    root, ws = _stage_root(workspace, table)
+    parts = (table.fingerprint(), fingerprint(x), cfg.to_dict(), split)
+
+    def compute(folder: Path) -> None:
+        assign, summary = cluster_per_class(x, rows[S.SAMPLE_ID], rows[S.LABEL].to_numpy(), cfg, backend=backend)
+        assign.write_parquet(folder / "assignments.parquet")
+        summary.write_parquet(folder / "summary.parquet")
+
+    folder = cached_stage("cluster", CLUSTER_VERSION, parts, compute, enabled=cache, root=root)
+    if ws is not None:
+        ws.record("cluster", str(embeddings.meta.get("encoder", "embeddings")), folder, config=cfg.to_dict())
+    return pl.read_parquet(folder / "assignments.parquet"), pl.read_parquet(folder / "summary.parquet")
+
+
+def knn(embeddings: EmbeddingTable, k: int = 10, *, kind: str = "auto", index_backend: str = "auto") -> pl.DataFrame:
+    """The ``k`` nearest neighbours (cosine) of every sample, itself excluded.
+
+    Returns:
+        ``[sample_id, neighbor_id, rank, similarity]``, ``rank`` 1 = most similar.
+    """
+    index = KnnIndex(kind=kind, backend=get_backend(index_backend)).fit(embeddings.check_finite().matrix)
+    sims, idx = index.search(embeddings.matrix, min(k + 1, len(embeddings)))
+    n = len(embeddings)
+    ids = embeddings.ids.to_numpy()
+    rows = pl.DataFrame(
+        {
+            S.SAMPLE_ID: np.repeat(ids, idx.shape[1]),
+            "neighbor_id": ids[np.clip(idx, 0, n - 1)].reshape(-1),
+            "similarity": sims.reshape(-1),
+            "_self": (idx == np.arange(n)[:, None]).reshape(-1),
+        }
+    )
+    return (
+        rows.filter(~pl.col("_self"))
+        .with_columns(pl.int_range(1, pl.len() + 1).over(S.SAMPLE_ID).alias("rank"))
+        .filter(pl.col("rank") <= k)
+        .select(S.SAMPLE_ID, "neighbor_id", "rank", "similarity")
+    )
 
 
 def env_info() -> dict[str, str]:
@@ -176,3 +409,30 @@ def env_info() -> dict[str, str]:
     info["cuda"] = "available" if cuda_available() else "not available"
     info["faiss_gpus"] = str(faiss_gpu_count())
     return info
+
+
+def write_scores(workspace: str | Path | Workspace, name: str, scores: pl.DataFrame) -> Path:
+    """Write a ``[sample_id, <name>_score...]`` frame to ``WS/scores/<name>.parquet`` atomically."""
+    from curate._core.io import atomic_path
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    S.validate_frame(scores, required=(S.SAMPLE_ID,), where=f"{name} scores")
+    out = ws.path / "scores" / f"{name}.parquet"
+    with atomic_path(out) as tmp:
+        scores.write_parquet(tmp)
+    return out
+
+
+def summarize_by_group(table: SampleTable, scores: pl.DataFrame, *, split: str = "train") -> pl.DataFrame:
+    """Mean of every score column per true group (per label when groups are unknown) on ``split``."""
+    key = S.GROUP if table.has_groups else S.LABEL
+    rows = table.split(split).frame.select(S.SAMPLE_ID, key)
+    cols = [c for c in scores.columns if c != S.SAMPLE_ID]
+    out = (
+        rows.join(scores, on=S.SAMPLE_ID, how="inner")
+        .group_by(key)
+        .agg(pl.len().alias("n"), *[pl.col(c).mean() for c in cols])
+        .sort(key)
+    )
+    names = [table.group_name(int(g)) if key == S.GROUP else str(g) for g in out[key]]
+    return out.with_columns(pl.Series("name", names)).select(key, "name", "n", *cols)

@@ -64,11 +64,12 @@ def _canonical(obj: Any) -> Any:
         arr = np.ascontiguousarray(obj)
         return {"ndarray": hashlib.sha256(arr.tobytes()).hexdigest(), "shape": arr.shape, "dtype": str(arr.dtype)}
     if mod.startswith("polars"):
-        import io
-
-        buf = io.BytesIO()
-        obj.write_ipc(buf, compression="uncompressed")
-        return {"frame": hashlib.sha256(buf.getvalue()).hexdigest()}
+        # CSV text of the values + the schema: independent of chunking and in-memory layout
+        text = obj.write_csv() if hasattr(obj, "write_csv") else obj.to_frame().write_csv()
+        return {
+            "frame": hashlib.sha256(text.encode()).hexdigest(),
+            "schema": str(obj.schema if hasattr(obj, "schema") else obj.dtype),
+        }
     raise CacheError(
         f"cannot fingerprint a {type(obj).__name__} for the cache; pass plain data, an array, a frame "
         "or an object with .fingerprint(), or turn caching off with --no-cache"
@@ -116,4 +117,32 @@ def cached_stage(
     with atomic_dir(target, overwrite=True) as tmp:
         compute(tmp)
         (tmp / ".complete").write_text(json.dumps({"stage": stage, "version": version}))
+    return target
+
+
+def resumable_stage(
+    stage: str,
+    version: int,
+    parts: tuple[Any, ...],
+    compute: Callable[[Path], object],
+    *,
+    enabled: bool = True,
+    root: Path | None = None,
+) -> Path:
+    """Like :func:`cached_stage` for long stages that write shards: ``compute`` works in the final
+    folder (each shard atomically, skipping the ones already there), and the entry counts as done
+    only once ``compute`` returns. An interrupted call resumes from the finished shards.
+    """
+    import shutil
+
+    target = stage_dir(stage, version, *parts, root=root)
+    done = target / ".complete"
+    if enabled and done.exists():
+        logger.info("loaded cached %s from %s", stage, target)
+        return target
+    if not enabled and target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True, exist_ok=True)
+    compute(target)
+    done.write_text(json.dumps({"stage": stage, "version": version}))
     return target

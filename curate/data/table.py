@@ -94,7 +94,9 @@ class SampleTable:
 
     def fingerprint(self) -> str:
         """Content hash of the rows and the root (file bytes are not read)."""
-        return fingerprint(self.frame.sort(S.SAMPLE_ID), str(self.root), self.label_names)
+        return fingerprint(
+            self.frame.sort(S.SAMPLE_ID), None if self.root is None else str(self.root.resolve()), self.label_names
+        )
 
     def group_counts(self) -> pl.DataFrame:
         """Rows per group (or per label when groups are unknown) × split.

@@ -1,0 +1,112 @@
+"""``curate embed``, ``curate dynamics``, ``curate cluster``: the signal stages on a workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from cli._render import console, show
+from curate import api
+
+
+def _table(data: Path, format: str, skip_bad: bool):  # type: ignore[no-untyped-def]
+    ws = api.Workspace(data)
+    return ws.table() if ws.exists else api.load_dataset(data, format=format, skip_bad=skip_bad)
+
+
+def embed(
+    data: Path = typer.Argument(..., help="dataset (metadata.csv, table, folder) or an existing workspace"),
+    encoder: str = typer.Option("minilm", "--encoder", "-e", help="encoder spec (see `curate list encoders`)"),
+    out: Path = typer.Option(..., "--out", "-o", help="workspace folder"),
+    format: str = typer.Option("auto", "--format", "-f", help="dataset layout"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+    batch_size: int = typer.Option(64, help="samples per forward pass"),
+    num_workers: int = typer.Option(0, help="DataLoader workers for image decoding"),
+    float16: bool = typer.Option(False, help="store float16 on disk"),
+    cache: bool = typer.Option(True, help="reuse a cached result (--no-cache recomputes)"),
+    skip_bad: bool = typer.Option(False, help="drop bad rows instead of failing"),
+) -> None:
+    """Embed every sample with a pretrained encoder into the workspace (cached by content)."""
+    table = _table(data, format, skip_bad)
+    emb = api.embed(
+        table,
+        encoder,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        cache=cache,
+        workspace=out,
+        float16=float16,
+    )
+    console.print(f"{len(emb)} x {emb.dim} embeddings ({encoder}) in {emb.meta['source']}")
+
+
+def dynamics(
+    workspace: Path = typer.Argument(..., help="workspace folder (from `curate embed`)"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    head: str = typer.Option("linear", help="proxy head: linear or mlp"),
+    hidden: int = typer.Option(256, help="MLP hidden width"),
+    epochs: int = typer.Option(20, help="training epochs"),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay"),
+    batch_size: int = typer.Option(128, help="batch size"),
+    runs: int = typer.Option(1, help="independent runs (EL2N is averaged over them)"),
+    seed: int = typer.Option(0, help="seed"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+    cache: bool = typer.Option(True, help="reuse a finished recording"),
+) -> None:
+    """Train a proxy head on the embeddings, record training dynamics, and write every dynamics score."""
+    ws = api.Workspace(workspace)
+    table = ws.table()
+    emb = api.EmbeddingTable.load(ws.lookup("embed", encoder))
+    cfg = api.ProxyConfig(
+        head=head,
+        hidden=hidden,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        runs=runs,
+        seed=seed,
+    )
+    log = api.record_dynamics(table, emb, config=cfg, device=device, cache=cache, workspace=ws)
+    scores = api.score_dynamics(log)
+    out = api.write_scores(ws, "dynamics", scores)
+    console.print(f"{log.frame.height} records ({len(log.runs)} run(s) x {log.n_epochs} epochs); scores in {out}")
+    show(api.summarize_by_group(table, scores), "mean score by group (train split)")
+
+
+def cluster(
+    workspace: Path = typer.Argument(..., help="workspace folder (from `curate embed`)"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    k: int | None = typer.Option(None, help="clusters per class (default: chosen by silhouette)"),
+    k_max: int = typer.Option(8, help="largest k tried by silhouette"),
+    seed: int = typer.Option(0, help="seed"),
+    index_backend: str = typer.Option("auto", help="auto, faiss-cpu or faiss-gpu"),
+    cache: bool = typer.Option(True, help="reuse a cached result"),
+) -> None:
+    """Spherical k-means within each class of the train split (FAISS); print the cluster summary."""
+    ws = api.Workspace(workspace)
+    table = ws.table()
+    emb = api.EmbeddingTable.load(ws.lookup("embed", encoder))
+    assign, summary = api.cluster(
+        table,
+        emb,
+        config=api.KMeansConfig(k=k, k_max=k_max, seed=seed),
+        index_backend=index_backend,
+        cache=cache,
+        workspace=ws,
+    )
+    if table.has_groups:
+        comp = (
+            assign.join(table.frame.select("sample_id", "group"), on="sample_id")
+            .group_by("cluster")
+            .agg(
+                pl.col("group").mode().first().alias("main_group"),
+                (pl.col("group") == pl.col("group").mode().first()).mean().alias("purity"),
+            )
+        )
+        summary = summary.join(comp, on="cluster").sort("cluster")
+    show(summary, f"clusters of {len(assign)} train samples")

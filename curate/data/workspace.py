@@ -1,0 +1,123 @@
+"""A workspace folder: the dataset a run works on, and every stage's output, content-addressed.
+
+Layout::
+
+    WS/workspace.json          dataset description + an index of the latest output of each stage
+    WS/dataset.parquet         the checked SampleTable rows
+    WS/<stage>/<sha256>/       one folder per (stage, inputs) — written atomically, reused on a hit
+
+Each stage is also a plain function on in-memory objects; the workspace only decides where its
+output lives, so reruns are cache hits and an interrupted stage leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate._core.io import atomic_path, write_json_atomic
+from curate.data.table import SampleTable
+from curate.errors import InputDataError
+
+WORKSPACE_FILE = "workspace.json"
+DATASET_FILE = "dataset.parquet"
+
+
+class Workspace:
+    """A folder holding one dataset and the outputs of the stages run on it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def exists(self) -> bool:
+        """Whether the folder already holds a workspace."""
+        return (self.path / WORKSPACE_FILE).exists()
+
+    def _info(self) -> dict[str, Any]:
+        if not self.exists:
+            raise InputDataError(
+                "not a curate workspace (no workspace.json)",
+                file=self.path,
+                fix="create it with `curate embed DATA --out WS`",
+            )
+        info: dict[str, Any] = json.loads((self.path / WORKSPACE_FILE).read_text())
+        return info
+
+    def attach(self, table: SampleTable) -> Workspace:
+        """Store ``table`` as this workspace's dataset (once; a different dataset is an error).
+
+        Raises:
+            InputDataError: the workspace already holds another dataset.
+        """
+        fp = table.fingerprint()
+        if self.exists:
+            if self._info()["dataset"]["fingerprint"] != fp:
+                raise InputDataError(
+                    "this workspace holds another dataset",
+                    file=self.path,
+                    fix="pick a new --out folder for a new dataset",
+                )
+            return self
+        self.path.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path / DATASET_FILE) as tmp:
+            table.frame.write_parquet(tmp)
+        write_json_atomic(
+            self.path / WORKSPACE_FILE,
+            {
+                "dataset": {
+                    "fingerprint": fp,
+                    "name": table.name,
+                    "source": table.source,
+                    "root": None if table.root is None else str(table.root.resolve()),
+                    "label_names": table.label_names,
+                    "group_names": table.group_names,
+                },
+                "outputs": {},
+            },
+        )
+        return self
+
+    def table(self) -> SampleTable:
+        """The workspace's dataset."""
+        d = self._info()["dataset"]
+        frame = pl.read_parquet(self.path / DATASET_FILE)
+        return SampleTable(
+            frame,
+            root=None if d["root"] is None else Path(d["root"]),
+            name=d["name"],
+            source=d["source"],
+            label_names=None if d["label_names"] is None else tuple(d["label_names"]),
+            group_names=None if d["group_names"] is None else tuple(d["group_names"]),
+        )
+
+    def record(self, stage: str, name: str, folder: Path, **meta: Any) -> None:
+        """Remember ``folder`` as the latest ``stage`` output called ``name`` (e.g. embed/minilm)."""
+        info = self._info()
+        info["outputs"].setdefault(stage, {})[name] = {"path": str(folder.relative_to(self.path)), **meta}
+        write_json_atomic(self.path / WORKSPACE_FILE, info)
+
+    def lookup(self, stage: str, name: str | None = None) -> Path:
+        """Folder of the latest ``stage`` output called ``name`` (the only one when ``name`` is None).
+
+        Raises:
+            InputDataError: no such output yet; the message lists the ones there are.
+        """
+        outputs = self._info()["outputs"].get(stage, {})
+        if name is None and len(outputs) == 1:
+            name = next(iter(outputs))
+        if name not in outputs:
+            have = ", ".join(outputs) or "none"
+            raise InputDataError(
+                f"no {stage} output named {name!r} in this workspace (has: {have})",
+                file=self.path,
+                fix=f"run `curate {stage}` first or pass one of the names it has",
+            )
+        return self.path / outputs[name]["path"]
+
+    def outputs(self, stage: str) -> dict[str, Any]:
+        """Every recorded output of ``stage`` by name."""
+        return dict(self._info()["outputs"].get(stage, {}))

@@ -1,0 +1,118 @@
+"""``DynamicsLog``: the long table of per-sample, per-epoch training signals, read from epoch shards.
+
+Columns: ``run`` (independent training run), ``epoch`` (0-based), ``sample_id``, ``loss`` (cross
+entropy), ``margin`` (true-class logit minus the largest other logit), ``correct`` (argmax is the
+label), ``prob_true`` (softmax probability of the label), ``el2n`` (‖softmax − onehot‖₂) and
+``feat_norm`` (‖input of the last linear layer‖₂, null when not recorded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from curate._core import schema as S
+from curate.errors import InputDataError
+
+RUN, EPOCH = "run", "epoch"
+LOSS, MARGIN, CORRECT, PROB_TRUE, EL2N, FEAT_NORM = "loss", "margin", "correct", "prob_true", "el2n", "feat_norm"
+LOG_SCHEMA: dict[str, pl.DataType] = {
+    RUN: pl.Int32(),
+    EPOCH: pl.Int32(),
+    S.SAMPLE_ID: pl.String(),
+    LOSS: pl.Float32(),
+    MARGIN: pl.Float32(),
+    CORRECT: pl.Boolean(),
+    PROB_TRUE: pl.Float32(),
+    EL2N: pl.Float32(),
+    FEAT_NORM: pl.Float32(),
+}
+SHARD_GLOB = "run=*/epoch=*.parquet"
+
+
+def shard_name(epoch: int) -> str:
+    """File name of one epoch's shard."""
+    return f"epoch={epoch:04d}.parquet"
+
+
+@dataclass(frozen=True)
+class DynamicsLog:
+    """Training dynamics of one or more runs; every run must cover the same epochs."""
+
+    frame: pl.DataFrame
+
+    def __post_init__(self) -> None:
+        missing = [c for c in LOG_SCHEMA if c not in self.frame.columns]
+        if missing:
+            raise InputDataError(
+                f"dynamics log lacks columns {missing}", file="dynamics log", fix="record with curate's recorder"
+            )
+        nan = self.frame.filter(pl.col(LOSS).is_nan() | pl.col(LOSS).is_null())
+        if nan.height:
+            r = nan.row(0, named=True)
+            raise InputDataError(
+                f"NaN loss at run {r[RUN]} epoch {r[EPOCH]}",
+                file="dynamics log",
+                sample_id=r[S.SAMPLE_ID],
+                fix="lower the learning rate and record again",
+            )
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> DynamicsLog:
+        """Cast a frame with the log's columns (``feat_norm`` optional) to the log schema."""
+        if FEAT_NORM not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(FEAT_NORM))
+        if RUN not in frame.columns:
+            frame = frame.with_columns(pl.lit(0).alias(RUN))
+        return cls(frame.select([pl.col(c).cast(t) for c, t in LOG_SCHEMA.items()]))
+
+    @classmethod
+    def read(cls, folder: str | Path) -> DynamicsLog:
+        """Read every ``run=*/epoch=*.parquet`` shard under ``folder``.
+
+        Raises:
+            InputDataError: no shards are there.
+        """
+        folder = Path(folder)
+        files = sorted(folder.glob(SHARD_GLOB))
+        if not files:
+            raise InputDataError(
+                "no dynamics shards (run=*/epoch=*.parquet)", file=folder, fix="run `curate dynamics` first"
+            )
+        return cls.from_frame(pl.concat([pl.read_parquet(f) for f in files], how="vertical"))
+
+    @property
+    def n_epochs(self) -> int:
+        """Number of recorded epochs (max epoch + 1)."""
+        return int(self.frame[EPOCH].max() or 0) + 1  # type: ignore[arg-type]
+
+    @property
+    def runs(self) -> list[int]:
+        """The run numbers in the log."""
+        return sorted(self.frame[RUN].unique().to_list())
+
+    @property
+    def ids(self) -> pl.Series:
+        """Every sample id in the log, sorted."""
+        return self.frame[S.SAMPLE_ID].unique().sort()
+
+    def early_epoch(self, fraction: float = 0.1) -> int:
+        """The epoch at ``fraction`` of training (Paul et al. score EL2N at 10%: epoch 20 of 200)."""
+        return min(self.n_epochs - 1, max(0, round(fraction * self.n_epochs)))
+
+    def at_epoch(self, epoch: int) -> pl.DataFrame:
+        """Rows of one epoch (all runs).
+
+        Raises:
+            InputDataError: that epoch was not recorded.
+        """
+        rows = self.frame.filter(pl.col(EPOCH) == epoch)
+        if rows.height == 0:
+            raise InputDataError(
+                f"epoch {epoch} not in the log (epochs 0..{self.n_epochs - 1})",
+                file="dynamics log",
+                fix="pick a recorded epoch",
+            )
+        return rows

@@ -1,0 +1,125 @@
+"""Proxy training on frozen embeddings: a linear or MLP head per run, recorded epoch by epoch.
+
+The head trains on the ``train`` split only, on embeddings standardised with train statistics.
+Each independent run (``runs`` > 1 for EL2N averaged over initialisations, as Paul et al. do) has
+its own seed stream; initialisation never touches the global torch RNG. Shards and a checkpoint
+per run make an interrupted call resume after its last finished epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curate._core import schema as S
+from curate._core.seed import derive_seed
+from curate.data.table import SampleTable
+from curate.dynamics.log import DynamicsLog
+from curate.dynamics.recorder import DynamicsRecorder
+from curate.embed.table import EmbeddingTable
+from curate.errors import ConfigError, InputDataError
+from curate.train import ERM, HEADS, TensorBatches, TrainConfig, fit, make_head
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyConfig:
+    """Proxy head and optimisation settings (defaults: a linear probe, AdamW, 20 epochs)."""
+
+    head: str = "linear"
+    hidden: int = 256
+    epochs: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    runs: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError.bad_param("ProxyConfig()", "head", f"one of {HEADS}", self.head)
+        if self.runs < 1:
+            raise ConfigError.bad_param("ProxyConfig()", "runs", "an integer >= 1", self.runs)
+        self.train_config(0)  # validates the optimisation fields
+
+    def train_config(self, run: int) -> TrainConfig:
+        """The loop settings of one run."""
+        return TrainConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            seed=derive_seed(self.seed, "proxy-run", run),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (cache key and provenance)."""
+        return asdict(self)
+
+
+def train_inputs(emb: EmbeddingTable, table: SampleTable) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Train-split ids, standardised embeddings and labels, aligned by ``sample_id``.
+
+    Raises:
+        IdMismatchError: a train sample has no embedding.
+        InputDataError: the train split is empty or has a single class.
+    """
+    train = table.split("train").frame
+    if train.height == 0:
+        raise InputDataError("the train split is empty", file=table.where, fix="add train rows")
+    labels = train[S.LABEL].to_numpy().astype(np.int64, copy=True)
+    if len(np.unique(labels)) < 2:
+        raise InputDataError(
+            "the train split holds a single class", file=table.where, column=S.LABEL, fix="add another class"
+        )
+    x = np.asarray(emb.select(train[S.SAMPLE_ID], what="train split").matrix, dtype=np.float32)
+    mu, sd = x.mean(0), x.std(0)
+    x = (x - mu) / np.where(sd > 1e-8, sd, 1.0)
+    return train[S.SAMPLE_ID].to_list(), x, labels
+
+
+def train_proxy(
+    emb: EmbeddingTable,
+    table: SampleTable,
+    cfg: ProxyConfig,
+    folder: str | Path,
+    *,
+    device: str = "cpu",
+    record: bool = True,
+) -> DynamicsLog | None:
+    """Train ``cfg.runs`` proxy heads on the train split and record their dynamics under ``folder``.
+
+    Args:
+        emb: embeddings covering every train sample.
+        table: the dataset (labels and splits).
+        cfg: proxy settings.
+        folder: where shards (``run=R/epoch=E.parquet``) and checkpoints go.
+        device: a resolved torch device.
+        record: attach the recorder (``False`` only to measure its overhead).
+
+    Returns:
+        The recorded :class:`DynamicsLog` (``None`` when ``record`` is false).
+    """
+    import torch
+
+    ids, x, labels = train_inputs(emb, table)
+    n_classes = max(table.n_classes, int(labels.max()) + 1)
+    folder = Path(folder)
+    for run in range(cfg.runs):
+        tcfg = cfg.train_config(run)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(tcfg.seed, "init"))
+            head = make_head(cfg.head, x.shape[1], n_classes, hidden=cfg.hidden).to(device)
+        batches = TensorBatches(
+            torch.from_numpy(x),
+            torch.from_numpy(labels).long(),
+            batch_size=tcfg.batch_size,
+            seed=tcfg.seed,
+            device=device,
+        )
+        hooks = [DynamicsRecorder(folder, ids, labels, n_classes, run=run, device=device)] if record else []
+        run_dir = folder / f"run={run}"
+        fit(ERM(head), batches, tcfg, hooks=hooks, checkpoint_dir=run_dir if record else None, desc=f"proxy run {run}")
+    return DynamicsLog.read(folder) if record else None

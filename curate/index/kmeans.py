@@ -1,0 +1,220 @@
+"""FAISS k-means: spherical k-means within each class, ``k`` given or chosen by silhouette.
+
+Spherical k-means (unit-norm inputs and centroids) clusters by cosine similarity, the geometry of
+pretrained embeddings. Training uses at most ``max_points_per_centroid × k`` points (FAISS's
+default 256), seeded by k-means++ (as scikit-learn; FAISS alone seeds at random, which can merge
+clusters), best of ``nredo`` seedings by objective; then every point is assigned. ``k`` by
+silhouette is scored on a seeded subsample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate._core import schema as S
+from curate._core.seed import derive_seed
+from curate.errors import ConfigError, InputDataError
+
+CLUSTER = "cluster"
+CLUSTER_IN_CLASS = "cluster_in_class"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KMeansConfig:
+    """k-means settings. ``k=None`` picks k in ``[k_min, k_max]`` by the best cosine silhouette."""
+
+    k: int | None = None
+    k_min: int = 2
+    k_max: int = 8
+    niter: int = 25
+    nredo: int = 1
+    spherical: bool = True
+    max_points_per_centroid: int = 256
+    silhouette_sample: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k is not None and self.k < 1:
+            raise ConfigError.bad_param("KMeansConfig()", "k", "an integer >= 1 or None (silhouette)", self.k)
+        if not 2 <= self.k_min <= self.k_max:
+            raise ConfigError.bad_param(
+                "KMeansConfig()", "k_min/k_max", "2 <= k_min <= k_max", (self.k_min, self.k_max)
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (cache key and provenance)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    """Centroids ``(k, d)``, assignment per point, and the sum of squared distances to the centroids."""
+
+    centroids: np.ndarray
+    assign: np.ndarray
+    inertia: float
+
+
+def _prepare(x: np.ndarray, spherical: bool) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        row = int(np.flatnonzero(~np.isfinite(x).all(1))[0])
+        raise InputDataError(
+            "embeddings hold NaN or inf values", file="k-means input", row=row + 1, fix="recompute them"
+        )
+    if spherical:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.where(norms > 0, norms, 1.0)
+    return x
+
+
+def kmeans(
+    x: np.ndarray,
+    k: int,
+    *,
+    niter: int = 25,
+    nredo: int = 1,
+    spherical: bool = True,
+    seed: int = 0,
+    max_points_per_centroid: int = 256,
+    backend: str = "faiss-cpu",
+) -> KMeansResult:
+    """Cluster the rows of ``x`` into ``k`` clusters with FAISS (on the GPU for ``faiss-gpu``).
+
+    Raises:
+        ConfigError: ``k`` exceeds the number of points.
+    """
+    import faiss
+    from sklearn.cluster import kmeans_plusplus
+
+    if not 1 <= k <= len(x):
+        raise ConfigError.bad_param("kmeans()", "k", f"an integer in [1, {len(x)}] (the number of points)", k)
+    x = _prepare(x, spherical)
+    rng = np.random.default_rng(derive_seed(seed, "kmeans"))
+    n_train = min(len(x), max_points_per_centroid * k)
+    train = x if n_train == len(x) else x[np.sort(rng.choice(len(x), size=n_train, replace=False))]
+    best: tuple[float, Any] | None = None
+    for redo in range(max(1, nredo)):
+        # k-means++ seeding (as scikit-learn) on the training sample, then FAISS Lloyd iterations
+        init, _ = kmeans_plusplus(train, k, random_state=int(derive_seed(seed, "kmeans++", redo) % (2**31 - 1)))
+        km = faiss.Kmeans(
+            x.shape[1],
+            k,
+            niter=niter,
+            spherical=spherical,
+            max_points_per_centroid=max_points_per_centroid,
+            gpu=backend == "faiss-gpu",
+            verbose=False,
+        )
+        km.train(train, init_centroids=np.ascontiguousarray(init, dtype=np.float32))
+        objs = np.asarray(km.obj if km.obj is not None else [0.0])
+        obj = float(objs[-1]) if objs.size else 0.0
+        if best is None or obj < best[0]:
+            best = (obj, km)
+    assert best is not None
+    km = best[1]
+    score, assign = km.index.search(x, 1)  # spherical: inner products; otherwise squared L2 distances
+    sq = np.maximum(2.0 - 2.0 * score[:, 0], 0.0) if spherical else score[:, 0]
+    return KMeansResult(np.asarray(km.centroids), assign[:, 0].astype(np.int64), float(sq.sum()))
+
+
+def silhouette(x: np.ndarray, assign: np.ndarray, *, sample: int, seed: int) -> float:
+    """Mean cosine silhouette on a seeded subsample of at most ``sample`` points (−1 if one cluster)."""
+    from sklearn.metrics import silhouette_score
+
+    if len(np.unique(assign)) < 2:
+        return -1.0
+    rng = np.random.default_rng(derive_seed(seed, "silhouette"))
+    idx = rng.choice(len(x), size=min(sample, len(x)), replace=False)
+    if len(np.unique(assign[idx])) < 2:
+        return -1.0
+    return float(silhouette_score(x[idx], assign[idx], metric="cosine"))
+
+
+def choose_k(x: np.ndarray, cfg: KMeansConfig, *, backend: str = "faiss-cpu") -> tuple[KMeansResult, dict[int, float]]:
+    """Fit k-means for every k in ``[k_min, k_max]`` (capped by the points) and keep the best silhouette."""
+    best: tuple[float, int, KMeansResult] | None = None
+    scores: dict[int, float] = {}
+    for k in range(cfg.k_min, min(cfg.k_max, len(x) - 1) + 1):
+        res = kmeans(
+            x,
+            k,
+            niter=cfg.niter,
+            nredo=cfg.nredo,
+            spherical=cfg.spherical,
+            seed=cfg.seed,
+            max_points_per_centroid=cfg.max_points_per_centroid,
+            backend=backend,
+        )
+        scores[k] = silhouette(x, res.assign, sample=cfg.silhouette_sample, seed=cfg.seed)
+        if best is None or scores[k] > best[0]:
+            best = (scores[k], k, res)
+    if best is None:  # fewer than 3 points: one cluster
+        res = kmeans(x, 1, spherical=cfg.spherical, seed=cfg.seed, backend=backend)
+        return res, {1: -1.0}
+    return best[2], scores
+
+
+def cluster_per_class(
+    x: np.ndarray, ids: pl.Series, labels: np.ndarray, cfg: KMeansConfig, *, backend: str = "faiss-cpu"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """k-means within each class.
+
+    Returns:
+        ``assignments`` ``[sample_id, label, cluster_in_class, cluster]`` (``cluster`` numbers all
+        clusters of all classes consecutively) and ``summary`` ``[cluster, label, cluster_in_class,
+        size, share_of_class, silhouette]`` (the class's chosen-k silhouette).
+
+    Raises:
+        InputDataError: a class has no samples or the inputs do not line up.
+    """
+    if len(x) != len(ids) or len(ids) != len(labels):
+        raise InputDataError(
+            f"{len(x)} embeddings, {len(ids)} ids and {len(labels)} labels do not line up", file="cluster input"
+        )
+    parts, summary, offset = [], [], 0
+    for y in np.unique(labels):
+        rows = np.flatnonzero(labels == y)
+        if cfg.k is None:
+            res, sil = choose_k(x[rows], cfg, backend=backend)
+            k_sil = sil[len(res.centroids)]
+        else:
+            res = kmeans(
+                x[rows],
+                min(cfg.k, len(rows)),
+                niter=cfg.niter,
+                nredo=cfg.nredo,
+                spherical=cfg.spherical,
+                seed=cfg.seed,
+                max_points_per_centroid=cfg.max_points_per_centroid,
+                backend=backend,
+            )
+            k_sil = float("nan")
+        parts.append(
+            pl.DataFrame(
+                {
+                    S.SAMPLE_ID: ids.gather(rows),
+                    S.LABEL: np.full(len(rows), int(y)),
+                    CLUSTER_IN_CLASS: res.assign,
+                    CLUSTER: res.assign + offset,
+                }
+            )
+        )
+        sizes = np.bincount(res.assign, minlength=len(res.centroids))
+        for c, n in enumerate(sizes):
+            summary.append(
+                {
+                    CLUSTER: offset + c,
+                    S.LABEL: int(y),
+                    CLUSTER_IN_CLASS: c,
+                    "size": int(n),
+                    "share_of_class": float(n / len(rows)),
+                    "silhouette": k_sil,
+                }
+            )
+        offset += len(res.centroids)
+    return pl.concat(parts), pl.DataFrame(summary)

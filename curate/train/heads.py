@@ -1,0 +1,51 @@
+"""Small heads trained on frozen embeddings (the proxy models of training dynamics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curate.errors import ConfigError
+
+HEADS = ("linear", "mlp")
+
+
+def make_head(kind: str, in_dim: int, n_classes: int, *, hidden: int = 256) -> Any:
+    """A ``torch.nn.Module`` mapping ``(B, in_dim)`` to ``(logits, features)``.
+
+    ``features`` is the input of the last linear layer (the embedding itself for ``linear``).
+    """
+    import torch
+    from torch import nn
+
+    if kind not in HEADS:
+        raise ConfigError.bad_param("make_head()", "head", f"one of {HEADS}", kind)
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body: nn.Module = (
+                nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU()) if kind == "mlp" else nn.Identity()
+            )
+            self.fc = nn.Linear(hidden if kind == "mlp" else in_dim, n_classes)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = self.body(x)
+            return self.fc(h), h
+
+    return Head()
+
+
+class ERM:
+    """Plain (optionally sample-weighted) cross-entropy on a head returning ``(logits, features)``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def step(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import torch.nn.functional as F
+
+        logits, feats = self.model(batch["x"])
+        losses = F.cross_entropy(logits, batch["label"], reduction="none")
+        w = batch.get("weight")
+        loss = losses.mean() if w is None else (losses * w).sum() / w.sum()
+        return {"loss": loss, "logits": logits, "features": feats}

@@ -1,0 +1,50 @@
+"""``curate embed`` → ``dynamics`` → ``cluster`` on a workspace, as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.embed import tiny_models
+from tests.test_cli import run
+
+
+@pytest.mark.integration
+def test_embed_dynamics_cluster(tmp_path: Path) -> None:
+    vit = tiny_models.tiny_vit(tmp_path / "vit")
+    data = tmp_path / "dc"
+    assert run("datasets", "make", "digits-color", "--out", str(data), "--n-train", "200").returncode == 0
+    ws = tmp_path / "ws"
+    r = run("embed", str(data / "metadata.csv"), "--encoder", str(vit), "--out", str(ws))
+    assert r.returncode == 0, r.stderr
+    assert "x 32 embeddings" in r.stdout
+    r = run("embed", str(ws), "--encoder", str(vit), "--out", str(ws))  # a workspace as DATA: cache hit
+    assert r.returncode == 0 and "loaded cached embed" in r.stdout + r.stderr
+    r = run("dynamics", str(ws), "--epochs", "3")
+    assert r.returncode == 0, r.stderr
+    assert "el2n_score" in r.stdout and "digit < 5 / blue" in r.stdout
+    assert (ws / "scores" / "dynamics.parquet").exists()
+    r = run("cluster", str(ws), "--k", "2")
+    assert r.returncode == 0, r.stderr
+    assert "purity" in r.stdout
+    r = run("dynamics", str(tmp_path / "nope"))
+    assert r.returncode == 1 and "not a curate workspace" in r.stderr
+
+
+def test_list_encoders_and_scorers() -> None:
+    r = run("list", "scorers")
+    assert {
+        "el2n",
+        "grand",
+        "forgetting",
+        "first-learned",
+        "confidence",
+        "variability",
+        "correctness",
+        "aum",
+        "loss",
+        "early-loss",
+    } <= set(r.stdout.split())
+    r = run("list", "encoders")
+    assert {"minilm", "efficientnet-lite0", "hf-text", "hf-vision", "clip", "torchvision"} <= set(r.stdout.split())
