@@ -97,7 +97,7 @@ def train_proxy(
         cfg: proxy settings.
         folder: where shards (``run=R/epoch=E.parquet``) and checkpoints go.
         device: a resolved torch device.
-        record: attach the recorder (``False`` only to measure its overhead).
+        record: attach the recorder (``False`` only to measure its overhead; checkpoints are kept).
 
     Returns:
         The recorded :class:`DynamicsLog` (``None`` when ``record`` is false).
@@ -119,7 +119,12 @@ def train_proxy(
             seed=tcfg.seed,
             device=device,
         )
-        hooks = [DynamicsRecorder(folder, ids, labels, n_classes, run=run, device=device)] if record else []
+        static = np.linalg.norm(x, axis=1) if cfg.head == "linear" else None  # a linear head's input never changes
+        hooks = (
+            [DynamicsRecorder(folder, ids, labels, n_classes, run=run, device=device, static_feat_norm=static)]
+            if record
+            else []
+        )
         run_dir = folder / f"run={run}"
-        fit(ERM(head), batches, tcfg, hooks=hooks, checkpoint_dir=run_dir if record else None, desc=f"proxy run {run}")
+        fit(ERM(head), batches, tcfg, hooks=hooks, checkpoint_dir=run_dir, desc=f"proxy run {run}")
     return DynamicsLog.read(folder) if record else None

@@ -2,9 +2,11 @@
 
 During an epoch it only copies each batch's logits (and the norm of the last layer's input) into
 a preallocated buffer on the training device — one indexed copy per batch — and computes loss,
-margin, correctness, p(true) and EL2N for all samples at once when the epoch ends. Signals are
+margin, correctness, p(true) and EL2N for all samples at once when the epoch ends, in a background
+thread that writes the shard while the next epoch trains (``flush`` waits for it). Signals are
 those of the model as it sees each sample during training (Toneva et al.; Swayamdipta et al.).
-Shards are written atomically; :meth:`done_epochs` lets a rerun skip finished epochs.
+Shards are written atomically; :meth:`done_epochs` tells the loop which epochs are on disk, so a
+rerun after ``kill -9`` resumes from a checkpoint whose epochs all have their shards.
 """
 
 from __future__ import annotations
@@ -50,20 +52,38 @@ class DynamicsRecorder:
         n_classes: number of classes (logit width).
         run: number of this independent run.
         device: device the logits live on.
+        static_feat_norm: per-index norm of the last layer's input when it does not change during
+            training (a linear head on frozen embeddings); per-batch features are then ignored.
     """
 
     def __init__(
-        self, folder: str | Path, ids: list[str], labels: Any, n_classes: int, *, run: int = 0, device: str = "cpu"
+        self,
+        folder: str | Path,
+        ids: list[str],
+        labels: Any,
+        n_classes: int,
+        *,
+        run: int = 0,
+        device: str = "cpu",
+        static_feat_norm: Any = None,
     ) -> None:
+        import torch
+
         self.folder = Path(folder) / f"run={run}"
-        self.ids = np.asarray(ids, dtype=object)
-        self.labels = labels
+        self.ids = pl.Series(S.SAMPLE_ID, ids, dtype=pl.String)
+        self.labels = torch.as_tensor(np.asarray(labels), device=device).long()
         self.n_classes = n_classes
         self.run = run
         self.device = device
+        self._static_fnorm = (
+            None
+            if static_feat_norm is None
+            else torch.as_tensor(np.asarray(static_feat_norm, dtype=np.float32), device=device)
+        )
         self._logits: Any = None
         self._fnorm: Any = None
-        self._seen: Any = None
+        self._pending: Any = None
+        self._executor: Any = None
 
     def done_epochs(self) -> set[int]:
         """Epochs whose shard is already on disk."""
@@ -73,36 +93,64 @@ class DynamicsRecorder:
         import torch
 
         n = len(self.ids)
-        self._logits = torch.zeros((n, self.n_classes), device=self.device)
-        self._fnorm = torch.full((n,), float("nan"), device=self.device)
-        self._seen = torch.zeros(n, dtype=torch.bool, device=self.device)
+        # NaN marks "not seen this epoch": no separate mask to update per batch
+        self._logits = torch.full((n, self.n_classes), float("nan"), device=self.device)
+        self._fnorm = (
+            self._static_fnorm if self._static_fnorm is not None else torch.full((n,), float("nan"), device=self.device)
+        )
 
     def on_batch(self, epoch: int, batch: dict[str, Any], out: dict[str, Any]) -> None:
+        # one indexed copy per batch (two when feature norms change): everything else waits for epoch end
         idx = batch["index"]
-        self._logits[idx] = out["logits"].detach().float()
-        feats = out.get("features")
-        if feats is not None:
-            self._fnorm[idx] = feats.detach().float().norm(dim=1)
-        self._seen[idx] = True
+        self._logits.index_copy_(0, idx, out["logits"].detach())
+        if self._static_fnorm is None:
+            feats = out.get("features")
+            if feats is not None:
+                import torch
+
+                self._fnorm.index_copy_(0, idx, torch.linalg.vector_norm(feats.detach(), dim=1))
 
     def on_epoch_end(self, epoch: int) -> None:
-        import torch
+        # Signals are computed here (torch, on the training device); only the Parquet write runs in a
+        # background thread while the next epoch trains. At most one write is in flight, so when this
+        # returns every earlier epoch is on disk.
+        self.flush()
+        logits, fnorm = self._logits, self._fnorm
+        self._logits = self._fnorm = None
+        seen_mask = ~logits[:, 0].isnan()
+        all_seen = bool(seen_mask.all())
+        seen = seen_mask.nonzero().squeeze(1)
+        if not all_seen:
+            logits, fnorm = logits[seen], fnorm[seen]
+        labels = self.labels if all_seen else self.labels[seen]
+        sig = {k: v.cpu().numpy() for k, v in epoch_signals(logits, labels).items()}
+        sig[FEAT_NORM] = fnorm.cpu().numpy().astype(np.float32)
+        ids = self.ids if all_seen else self.ids.gather(seen.cpu().numpy())
+        self._pending = self._pool().submit(self._write, epoch, ids, sig)
 
-        seen = self._seen.nonzero().squeeze(1)
-        labels = torch.as_tensor(self.labels, device=self.device)[seen]
-        sig = {k: v.cpu().numpy() for k, v in epoch_signals(self._logits[seen], labels).items()}
-        rows = seen.cpu().numpy()
-        fnorm = self._fnorm[seen].cpu().numpy()
+    def flush(self) -> None:
+        """Wait until every submitted shard is on disk (re-raising a failed write)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _pool(self) -> Any:
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="curate-recorder")
+        return self._executor
+
+    def _write(self, epoch: int, ids: pl.Series, sig: dict[str, np.ndarray]) -> None:
+        n = len(ids)
         frame = pl.DataFrame(
-            {
-                RUN: np.full(len(rows), self.run, dtype=np.int32),
-                EPOCH: np.full(len(rows), epoch, dtype=np.int32),
-                S.SAMPLE_ID: self.ids[rows].tolist(),
-                **{k: v.astype(np.float32) if k != CORRECT else v for k, v in sig.items()},
-                FEAT_NORM: fnorm.astype(np.float32),
-            }
-        ).with_columns(pl.col(FEAT_NORM).fill_nan(None))
+            [
+                pl.Series(RUN, np.full(n, self.run, dtype=np.int32)),
+                pl.Series(EPOCH, np.full(n, epoch, dtype=np.int32)),
+                ids,
+                *[pl.Series(k, v, nan_to_null=k == FEAT_NORM) for k, v in sig.items()],
+            ]
+        )
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / shard_name(epoch)) as tmp:
-            frame.write_parquet(tmp)
-        self._logits = self._fnorm = self._seen = None
+            frame.write_parquet(tmp, compression="lz4", statistics=False)

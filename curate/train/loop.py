@@ -7,6 +7,7 @@ atomic checkpoint so that a rerun resumes after the last finished epoch with the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from curate._core.seed import derive_seed
 from curate.errors import ConfigError
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 OPTIMIZERS = ("adamw", "sgd")
 
 
@@ -123,6 +125,29 @@ def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> Any:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def _hook_epochs(hooks: Sequence[Hook]) -> list[set[int]]:
+    """Epochs each hook has made durable, for hooks that write asynchronously (``done_epochs``)."""
+    return [h.done_epochs() for h in hooks if hasattr(h, "done_epochs")]
+
+
+def _resume_state(folder: Path, hooks: Sequence[Hook]) -> dict[str, Any] | None:
+    """The newest checkpoint whose epoch every asynchronous hook has on disk (or None: start over).
+
+    Invariant kept by :func:`fit`: when the checkpoint of epoch ``e`` is written, hooks have made
+    epochs ``<= e - 1`` durable, so the previous checkpoint is always a consistent fallback.
+    """
+    import torch
+
+    done = _hook_epochs(hooks)
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+        path = folder / name
+        if path.exists():
+            state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+            if all(int(state["epoch"]) in d for d in done):
+                return state
+    return None
+
+
 def fit(
     method: Method,
     batches: Batches,
@@ -134,6 +159,10 @@ def fit(
 ) -> int:
     """Train ``method.model`` for ``cfg.epochs`` epochs, resuming from ``checkpoint_dir`` when present.
 
+    Hooks may finish an epoch's work in the background (the dynamics recorder writes its shard
+    while the next epoch trains): they expose ``flush()`` and ``done_epochs()``, the loop keeps the
+    previous checkpoint too, and a resume starts after the newest epoch that every hook has on disk.
+
     Returns:
         The number of epochs run in this call (0 when the checkpoint was already complete).
     """
@@ -141,29 +170,40 @@ def fit(
 
     opt = make_optimizer(method.model.parameters(), cfg)
     start = 0
-    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    state = _resume_state(folder, hooks) if folder is not None else None
+    if state is not None:
         method.model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["epoch"]) + 1
     method.model.train()
-    with progress((cfg.epochs - start) * len(batches), desc) as bar:
-        for epoch in range(start, cfg.epochs):
-            for h in hooks:
-                h.on_epoch_start(epoch)
-            for batch in batches(epoch):
-                out = method.step(batch)
-                opt.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                opt.step()
+    try:
+        with progress((cfg.epochs - start) * len(batches), desc) as bar:
+            for epoch in range(start, cfg.epochs):
                 for h in hooks:
-                    h.on_batch(epoch, batch, out)
-                bar.advance()
-            for h in hooks:
-                h.on_epoch_end(epoch)
-            if ckpt is not None:
-                with atomic_path(ckpt) as tmp:
-                    torch.save({"model": method.model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, tmp)
+                    h.on_epoch_start(epoch)
+                for batch in batches(epoch):
+                    out = method.step(batch)
+                    opt.zero_grad(set_to_none=True)
+                    out["loss"].backward()
+                    opt.step()
+                    for h in hooks:
+                        h.on_batch(epoch, batch, out)
+                    bar.advance()
+                for h in hooks:
+                    h.on_epoch_end(epoch)
+                if folder is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    if (folder / CHECKPOINT).exists():
+                        os.replace(folder / CHECKPOINT, folder / PREVIOUS_CHECKPOINT)
+                    with atomic_path(folder / CHECKPOINT) as tmp:
+                        torch.save(
+                            {"model": method.model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, tmp
+                        )
+    finally:
+        for h in hooks:
+            flush = getattr(h, "flush", None)
+            if flush is not None:
+                flush()
     method.model.eval()
     return cfg.epochs - start

@@ -150,3 +150,15 @@ def test_api_record_dynamics_caches_and_resumes(
 
     with pytest.raises(InputDataError, match="row 6"):
         api.record_dynamics(table, bad, config=cfg)
+
+
+def test_resume_when_the_last_shard_was_lost(tmp_path: Path) -> None:
+    """kill -9 while the background writer held epoch 2: checkpoint 2 exists, shard 2 does not."""
+    run(tmp_path / "clean")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crashed", crash_at=3)
+    (tmp_path / "crashed" / "run=0" / "epoch=0002.parquet").unlink()
+    run(tmp_path / "crashed")  # falls back to checkpoint 1 and redoes epoch 2
+    a = DynamicsLog.read(tmp_path / "clean").frame.sort("epoch", "sample_id")
+    b = DynamicsLog.read(tmp_path / "crashed").frame.sort("epoch", "sample_id")
+    assert a.equals(b)
