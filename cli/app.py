@@ -8,7 +8,7 @@ import sys
 import polars as pl
 import typer
 
-from cli import datasets, signals
+from cli import curation, datasets, signals
 from cli._render import console, err_console, show
 from curate import api
 from curate._core.progress import setup_logging
@@ -24,6 +24,12 @@ app.add_typer(datasets.app, name="datasets")
 app.command()(signals.embed)
 app.command()(signals.dynamics)
 app.command()(signals.cluster)
+app.command()(curation.detect)
+app.command()(curation.prune)
+app.command()(curation.mix)
+app.command()(curation.balance)
+app.command()(curation.select)
+app.command()(curation.export)
 
 
 @app.callback()

@@ -29,36 +29,69 @@ from curate.data import (
 )
 from curate.data import load_dataset as _load_dataset
 from curate.data.workspace import Workspace
+from curate.detect import CONFLICT, DETECTORS, Discovery, Signals
 from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig, train_proxy
 from curate.embed import ENCODERS, EmbeddingTable, create_encoder, embed_table
-from curate.errors import InputDataError
+from curate.errors import ConfigError, InputDataError
+from curate.eval import auroc, minority_flags
 from curate.index import INDEX_BACKENDS, KMeansConfig, KnnIndex, cluster_per_class, get_backend
+from curate.manifest import MANIFEST_FORMATS, Manifest, read_manifest, write_manifest
+from curate.select import (
+    SELECTORS,
+    BalanceConfig,
+    JTTConfig,
+    MixConfig,
+    PruneConfig,
+    SelectConfig,
+    effective_group_shares,
+)
 
 EMBED_VERSION = 1
 DYNAMICS_VERSION = 1
 CLUSTER_VERSION = 1
 
 __all__ = [
+    "BalanceConfig",
+    "Discovery",
     "EmbeddingTable",
+    "JTTConfig",
     "KMeansConfig",
+    "Manifest",
+    "MixConfig",
     "ProxyConfig",
+    "PruneConfig",
+    "SelectConfig",
+    "Signals",
     "Workspace",
     "check_dataset",
     "cluster",
+    "detect",
+    "detection_auroc",
     "embed",
     "env_info",
+    "export_manifest",
+    "group_balance",
     "group_counts",
     "knn",
     "list_benchmarks",
+    "list_detectors",
     "list_encoders",
     "list_formats",
     "list_scorers",
+    "list_selectors",
     "load_dataset",
+    "load_discovery",
     "make_benchmark",
+    "read_manifest",
     "record_dynamics",
     "registries",
+    "save_discovery",
+    "score",
     "score_dynamics",
+    "select",
     "summarize_by_group",
+    "workspace_signals",
+    "write_manifest",
     "write_scores",
 ]
 
@@ -182,6 +215,9 @@ def registries() -> dict[str, Registry[Any]]:
         "encoders": ENCODERS,
         "scorers": SCORERS,
         "index-backends": INDEX_BACKENDS,
+        "detectors": DETECTORS,
+        "selectors": SELECTORS,
+        "manifest-formats": MANIFEST_FORMATS,
     }
 
 
@@ -436,3 +472,194 @@ def summarize_by_group(table: SampleTable, scores: pl.DataFrame, *, split: str =
     )
     names = [table.group_name(int(g)) if key == S.GROUP else str(g) for g in out[key]]
     return out.with_columns(pl.Series("name", names)).select(key, "name", "n", *cols)
+
+
+# ------------------------------------------------------------------------------ discovery, curation
+DEFAULT_DETECTOR = "ensemble"
+CONFIGS: dict[str, type[SelectConfig]] = {
+    "keep-all": SelectConfig,
+    "oracle": BalanceConfig,
+    "balance": BalanceConfig,
+    "jtt": JTTConfig,
+    "spare": SelectConfig,
+    "prune": PruneConfig,
+    "mix": MixConfig,
+}
+
+
+def list_detectors() -> pl.DataFrame:
+    """Registered detectors: ``name``, ``needs``, ``description``."""
+    return _meta_frame(DETECTORS, ("needs", "description"))
+
+
+def list_selectors() -> pl.DataFrame:
+    """Registered selection methods: ``name``, ``needs``, ``description``."""
+    return _meta_frame(SELECTORS, ("needs", "description"))
+
+
+def detect(
+    table: SampleTable,
+    *,
+    embeddings: EmbeddingTable | None = None,
+    dynamics: DynamicsLog | None = None,
+    detector: str = DEFAULT_DETECTOR,
+    proxy_config: ProxyConfig | None = None,
+    **params: Any,
+) -> Discovery:
+    """Rank train samples by how likely they are bias-conflicting and infer pseudo-groups.
+
+    Args:
+        table: the dataset.
+        embeddings: from :func:`embed` (needed by ``knn``, ``cluster``, ``spare``, ``ensemble``).
+        dynamics: from :func:`record_dynamics` (needed by ``jtt``, ``el2n``, ``cluster``, ``spare``, ``ensemble``).
+        detector: a name from :func:`list_detectors`.
+        proxy_config: the proxy settings the dynamics were recorded with (SPARE retrains to its early epoch).
+        **params: the detector's own parameters (``k``, ``epoch``, ...).
+
+    Returns:
+        A :class:`Discovery` (``scores``: ``sample_id, label, conflict_score, cluster, pseudo_group``;
+        ``clusters``: per-pseudo-group summary).
+    """
+    fn = DETECTORS.get(detector)
+    if embeddings is not None:
+        embeddings.check_finite(str(embeddings.meta.get("source", "embeddings")))
+    signals = Signals(embeddings, dynamics, (proxy_config or ProxyConfig()).to_dict())
+    return fn(table, signals, **params)
+
+
+def select(
+    method: str,
+    table: SampleTable,
+    discovery: Discovery | None = None,
+    config: SelectConfig | None = None,
+    *,
+    dynamics: DynamicsLog | None = None,
+) -> Manifest:
+    """Build the manifest of selection ``method`` (``keep-all``, ``oracle``, ``balance``, ``jtt``,
+    ``spare``, ``prune``, ``mix``); ``config`` is that method's config class (defaults otherwise).
+
+    Raises:
+        UnknownNameError: unknown method. ConfigError: a missing input or a bad parameter.
+    """
+    fn = SELECTORS.get(method)
+    name = SELECTORS.entry(method).name
+    cfg = config or CONFIGS[name]()
+    if not isinstance(cfg, CONFIGS[name]):
+        raise ConfigError(f"select(): method {name!r} takes a {CONFIGS[name].__name__}, got {type(cfg).__name__}")
+    if name == "prune":
+        return fn(table, discovery, cfg, dynamics=dynamics, version=version())
+    return fn(table, discovery, cfg, version=version())
+
+
+def score(
+    table: SampleTable,
+    *,
+    encoder: str = "minilm",
+    signals: list[str] | tuple[str, ...] = ("el2n", "forgetting", "aum", "conflict"),
+    detector: str = DEFAULT_DETECTOR,
+    proxy_config: ProxyConfig | None = None,
+    device: str = "auto",
+    workspace: str | Path | Workspace | None = None,
+) -> pl.DataFrame:
+    """One call from a dataset to per-sample scores: embed, record dynamics, score, detect.
+
+    Args:
+        signals: dynamics scorer names (see :func:`list_scorers`) and/or ``conflict`` (the
+            detector's conflict score, with ``pseudo_group``).
+
+    Returns:
+        ``sample_id`` (train split) and one column per requested signal (``<name>_score``,
+        ``conflict_score``, ``pseudo_group``).
+    """
+    emb = embed(table, encoder, device=device, workspace=workspace)
+    cfg = proxy_config or ProxyConfig()
+    log = record_dynamics(table, emb, config=cfg, device=device, workspace=workspace)
+    names = [s for s in signals if s != "conflict"]
+    out = table.split("train").frame.select(S.SAMPLE_ID)
+    if names:
+        out = out.join(score_dynamics(log, names), on=S.SAMPLE_ID, how="left")
+    if "conflict" in signals:
+        d = detect(table, embeddings=emb, dynamics=log, detector=detector, proxy_config=cfg)
+        out = out.join(d.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP), on=S.SAMPLE_ID, how="left")
+    return out
+
+
+def detection_auroc(table: SampleTable, discovery: Discovery) -> float:
+    """AUROC of ``conflict_score`` for the true minority (bias-conflicting) train samples.
+
+    Raises:
+        InputDataError: the dataset has no true groups.
+    """
+    flags = minority_flags(table.frame)
+    j = discovery.scores.join(flags, on=S.SAMPLE_ID, how="left")
+    return auroc(j[CONFLICT].to_numpy(), j["minority"].to_numpy())
+
+
+def group_balance(manifest: Manifest, table: SampleTable) -> dict[str, float]:
+    """Distance from balanced of a manifest's weighted TRUE-group shares (mixing counted by λ),
+    next to the input train split's: ``{"manifest_tv": ..., "input_tv": ...}`` (total variation
+    distance to the uniform distribution over groups; 0 = balanced)."""
+    shares = effective_group_shares(manifest, table)
+    train = table.split("train").frame.group_by(S.GROUP).len()
+    n_groups = train.height
+    uniform = 1.0 / n_groups
+    all_groups = train.select(S.GROUP).join(shares, on=S.GROUP, how="left").fill_null(0.0)
+    manifest_tv = 0.5 * float(np.abs(all_groups["share"].to_numpy() - uniform).sum())
+    input_tv = 0.5 * float(np.abs(train["len"].to_numpy() / train["len"].sum() - uniform).sum())
+    return {"manifest_tv": manifest_tv, "input_tv": input_tv}
+
+
+def export_manifest(path: str | Path, out: str | Path, *, format: str | None = None) -> Path:
+    """Re-write a manifest in another format (parquet, csv, jsonl), atomically, with its sidecar."""
+    return write_manifest(read_manifest(path), out, format=format)
+
+
+def save_discovery(workspace: str | Path | Workspace, discovery: Discovery) -> Path:
+    """Store a discovery in ``WS/detect/<detector>/`` (scores, clusters, config; each file atomic)."""
+    from curate._core.io import atomic_path, write_json_atomic
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    folder = ws.path / "detect" / discovery.detector
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("scores", discovery.scores), ("clusters", discovery.clusters)):
+        with atomic_path(folder / f"{name}.parquet") as tmp:
+            frame.write_parquet(tmp)
+    write_json_atomic(
+        folder / "discovery.json",
+        {"detector": discovery.detector, "config": discovery.config, "extra": discovery.extra},
+    )
+    ws.record("detect", discovery.detector, folder)
+    return folder
+
+
+def load_discovery(workspace: str | Path | Workspace, detector: str | None = None) -> Discovery:
+    """Read a discovery saved by :func:`save_discovery` (the only one when ``detector`` is None)."""
+    import json
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    folder = ws.lookup("detect", detector)
+    meta = json.loads((folder / "discovery.json").read_text())
+    extra = meta.get("extra", {})
+    if "sampling_powers" in extra:
+        extra["sampling_powers"] = {int(k): v for k, v in extra["sampling_powers"].items()}
+    return Discovery(
+        pl.read_parquet(folder / "scores.parquet"),
+        pl.read_parquet(folder / "clusters.parquet"),
+        meta["detector"],
+        meta.get("config", {}),
+        extra,
+    )
+
+
+def workspace_signals(
+    workspace: str | Path | Workspace, encoder: str | None = None
+) -> tuple[SampleTable, EmbeddingTable, DynamicsLog | None, ProxyConfig]:
+    """The dataset, embeddings, dynamics (None if not recorded) and proxy config stored in a workspace."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    table = ws.table()
+    emb = EmbeddingTable.load(ws.lookup("embed", encoder))
+    name = str(emb.meta.get("encoder"))
+    dyn = ws.outputs("dynamics").get(name)
+    if dyn is None:
+        return table, emb, None, ProxyConfig()
+    return table, emb, DynamicsLog.read(ws.path / dyn["path"]), ProxyConfig(**dyn.get("config", {}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from curate.data.benchmarks.fmnist_textures import fmnist_dir
@@ -38,3 +39,25 @@ def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench") / "digits-color"
     api.make_benchmark("digits-color", out, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path):  # type: ignore[no-untyped-def]
+    """digits-color with embeddings in which the planted attribute dominates (background colour as
+    a strong direction, the digit class as a weak one), and proxy dynamics recorded on them."""
+    os.environ["CURATE_NO_PROGRESS"] = "1"
+    from curate import api
+    from curate.embed import EmbeddingTable
+
+    table = api.load_dataset(digits_dir)
+    rng = np.random.default_rng(0)
+    a = table.frame["a"].to_numpy()
+    y = table.frame["label"].to_numpy()
+    x = rng.normal(size=(len(table), 16)).astype(np.float32)
+    x[:, 0] += 4.0 * (2 * a - 1)  # attribute: strong
+    x[:, 1] += 1.0 * (2 * y - 1)  # core: weak
+    emb = EmbeddingTable(table.ids, x, {"encoder": "planted"})
+    log = api.record_dynamics(
+        table, emb, config=api.ProxyConfig(epochs=10, lr=0.01), workspace=tmp_path_factory.mktemp("ws")
+    )
+    return table, emb, log

@@ -28,6 +28,27 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
     r = run("cluster", str(ws), "--k", "2")
     assert r.returncode == 0, r.stderr
     assert "purity" in r.stdout
+    r = run("detect", str(ws), "--detector", "jtt")
+    assert r.returncode == 0, r.stderr
+    assert "minority-detection AUROC" in r.stdout
+    for k, args in enumerate(
+        (
+            ["prune", str(ws), "--fraction", "0.3"],
+            ["mix", str(ws)],
+            ["balance", str(ws), "--mode", "subsample"],
+            ["balance", str(ws), "--groups", "true"],
+            ["select", "jtt", str(ws)],
+            ["select", "keep-all", str(ws)],
+        )
+    ):
+        out = tmp_path / "m" / f"{k}-{args[0]}.parquet"
+        r = run(*args, "--out", str(out))
+        assert r.returncode == 0, (args, r.stderr)
+        assert out.exists() and out.with_suffix(".json").exists()
+    r = run("export", str(out), "--out", str(tmp_path / "m" / "keep.csv"))
+    assert r.returncode == 0 and (tmp_path / "m" / "keep.csv").exists()
+    r = run("select", "prnue", str(ws), "--out", str(tmp_path / "bad.parquet"))
+    assert r.returncode == 2 and "did you mean 'prune'" in r.stderr and not (tmp_path / "bad.parquet").exists()
     r = run("dynamics", str(tmp_path / "nope"))
     assert r.returncode == 1 and "not a curate workspace" in r.stderr
 

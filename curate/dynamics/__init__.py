@@ -3,7 +3,16 @@
 from curate.dynamics import aum, cartography, el2n, forgetting, grand, loss  # noqa: F401  (register scorers)
 from curate.dynamics._registry import SCORERS
 from curate.dynamics.log import DynamicsLog
-from curate.dynamics.proxy import ProxyConfig, train_proxy
+from curate.dynamics.proxy import ProxyConfig, proxy_outputs, train_inputs, train_proxy
 from curate.dynamics.recorder import DynamicsRecorder, epoch_signals
 
-__all__ = ["SCORERS", "DynamicsLog", "DynamicsRecorder", "ProxyConfig", "epoch_signals", "train_proxy"]
+__all__ = [
+    "SCORERS",
+    "DynamicsLog",
+    "DynamicsRecorder",
+    "ProxyConfig",
+    "epoch_signals",
+    "proxy_outputs",
+    "train_inputs",
+    "train_proxy",
+]

@@ -8,7 +8,7 @@ per run make an interrupted call resume after its last finished epoch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,22 @@ def train_inputs(emb: EmbeddingTable, table: SampleTable) -> tuple[list[str], np
     return train[S.SAMPLE_ID].to_list(), x, labels
 
 
+def _head_and_batches(
+    x: np.ndarray, labels: np.ndarray, n_classes: int, cfg: ProxyConfig, run: int, device: str
+) -> Any:
+    """The initialised head and batch stream of one run (initialisation never touches the global RNG)."""
+    import torch
+
+    tcfg = cfg.train_config(run)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(tcfg.seed, "init"))
+        head = make_head(cfg.head, x.shape[1], n_classes, hidden=cfg.hidden).to(device)
+    batches = TensorBatches(
+        torch.from_numpy(x), torch.from_numpy(labels).long(), batch_size=tcfg.batch_size, seed=tcfg.seed, device=device
+    )
+    return tcfg, head, batches
+
+
 def train_proxy(
     emb: EmbeddingTable,
     table: SampleTable,
@@ -102,29 +118,42 @@ def train_proxy(
     Returns:
         The recorded :class:`DynamicsLog` (``None`` when ``record`` is false).
     """
-    import torch
-
     ids, x, labels = train_inputs(emb, table)
     n_classes = max(table.n_classes, int(labels.max()) + 1)
     folder = Path(folder)
     for run in range(cfg.runs):
-        tcfg = cfg.train_config(run)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(tcfg.seed, "init"))
-            head = make_head(cfg.head, x.shape[1], n_classes, hidden=cfg.hidden).to(device)
-        batches = TensorBatches(
-            torch.from_numpy(x),
-            torch.from_numpy(labels).long(),
-            batch_size=tcfg.batch_size,
-            seed=tcfg.seed,
-            device=device,
-        )
+        tcfg, head, batches = _head_and_batches(x, labels, n_classes, cfg, run, device)
         static = np.linalg.norm(x, axis=1) if cfg.head == "linear" else None  # a linear head's input never changes
-        hooks = (
-            [DynamicsRecorder(folder, ids, labels, n_classes, run=run, device=device, static_feat_norm=static)]
-            if record
-            else []
+        recorder = DynamicsRecorder(folder, ids, labels, n_classes, run=run, device=device, static_feat_norm=static)
+        fit(
+            ERM(head),
+            batches,
+            tcfg,
+            hooks=[recorder] if record else [],
+            checkpoint_dir=folder / f"run={run}",
+            desc=f"proxy run {run}",
         )
-        run_dir = folder / f"run={run}"
-        fit(ERM(head), batches, tcfg, hooks=hooks, checkpoint_dir=run_dir, desc=f"proxy run {run}")
     return DynamicsLog.read(folder) if record else None
+
+
+def proxy_outputs(
+    emb: EmbeddingTable, table: SampleTable, cfg: ProxyConfig, epochs: int, *, run: int = 0, device: str = "cpu"
+) -> tuple[list[str], np.ndarray]:
+    """Softmax outputs on the train split of run ``run``'s proxy after ``epochs`` epochs.
+
+    The same seeds as :func:`train_proxy`, so this is the recorded run's model at that epoch
+    (SPARE clusters these early outputs).
+
+    Returns:
+        Train sample ids and an ``(N, C)`` float32 array of probabilities.
+    """
+    import torch
+
+    ids, x, labels = train_inputs(emb, table)
+    n_classes = max(table.n_classes, int(labels.max()) + 1)
+    tcfg, head, batches = _head_and_batches(x, labels, n_classes, cfg, run, device)
+    fit(ERM(head), batches, replace(tcfg, epochs=max(1, epochs)), desc="proxy outputs")
+    with torch.inference_mode():
+        logits, _ = head(torch.from_numpy(x).to(device))
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    return ids, probs

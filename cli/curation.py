@@ -1,0 +1,123 @@
+"""``curate detect``, the selection commands (``prune``, ``mix``, ``balance``, ``select``) and ``export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli._render import console, show
+from curate import api
+
+
+def detect(
+    workspace: Path = typer.Argument(..., help="workspace (after `curate embed` and `curate dynamics`)"),
+    detector: str = typer.Option(api.DEFAULT_DETECTOR, "--detector", "-d", help="see `curate list detectors`"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+) -> None:
+    """Score every train sample's chance of being bias-conflicting and infer pseudo-groups."""
+    table, emb, log, cfg = api.workspace_signals(workspace, encoder)
+    d = api.detect(table, embeddings=emb, dynamics=log, detector=detector, proxy_config=cfg)
+    folder = api.save_discovery(workspace, d)
+    show(d.clusters, f"{detector}: pseudo-groups of {d.scores.height} train samples (saved in {folder})")
+    if table.has_groups:
+        console.print(f"minority-detection AUROC against the true groups: {api.detection_auroc(table, d):.4f}")
+
+
+def _select(
+    method: str, workspace: Path, out: Path, detector: str | None, config: api.SelectConfig | None, format: str | None
+) -> None:
+    table, _, log, _ = api.workspace_signals(workspace)
+    needs_discovery = method not in ("keep-all", "oracle") and not (
+        isinstance(config, api.PruneConfig) and (config.attribute is not None or config.setting == "unidentifiable")
+    )
+    discovery = api.load_discovery(workspace, detector) if needs_discovery else None
+    m = api.select(method, table, discovery, config, dynamics=log)
+    path = api.write_manifest(m, out, format=format)
+    console.print(
+        f"{method}: {len(m)} rows ({m.provenance['counts']['dropped']} train samples left out, "
+        f"{m.provenance['counts']['mixed']} mixed) -> {path}"
+    )
+    if table.has_groups:
+        bal = api.group_balance(m, table)
+        console.print(
+            f"distance from group balance (total variation): input {bal['input_tv']:.3f} -> manifest {bal['manifest_tv']:.3f}"
+        )
+
+
+OUT = typer.Option(..., "--out", "-o", help="manifest path (.parquet, .csv or .jsonl)")
+DETECTOR = typer.Option(None, "--detector", "-d", help="which saved discovery (default: the only one)")
+FORMAT = typer.Option(None, "--format", help="parquet, csv or jsonl (default: from the suffix)")
+SEED = typer.Option(0, help="seed")
+
+
+def prune(
+    workspace: Path = typer.Argument(..., help="workspace"),
+    out: Path = OUT,
+    fraction: float = typer.Option(0.5, help="share of the spurious-feature carriers to prune, hardest first"),
+    setting: str = typer.Option("identifiable", help="identifiable or unidentifiable"),
+    attribute: str | None = typer.Option(None, help="dataset column naming the spurious attribute"),
+    epoch: int | None = typer.Option(None, help="EL2N epoch (default: 10% of training)"),
+    detector: str | None = DETECTOR,
+    format: str | None = FORMAT,
+    seed: int = SEED,
+) -> None:
+    """Data pruning (ICLR 2025): drop the hardest samples that carry each class's spurious feature."""
+    cfg = api.PruneConfig(fraction=fraction, setting=setting, attribute=attribute, epoch=epoch, seed=seed)
+    _select("prune", workspace, out, detector, cfg, format)
+
+
+def mix(
+    workspace: Path = typer.Argument(..., help="workspace"),
+    out: Path = OUT,
+    alpha: float = typer.Option(0.5, help="probability that an example is mixed"),
+    s: float = typer.Option(0.8, help="weight of the group-balanced partner"),
+    detector: str | None = DETECTOR,
+    format: str | None = FORMAT,
+    seed: int = SEED,
+) -> None:
+    """Data mixing: class-balanced rows mixed with same-class partners from a group-balanced set."""
+    _select("mix", workspace, out, detector, api.MixConfig(alpha=alpha, s=s, seed=seed), format)
+
+
+def balance(
+    workspace: Path = typer.Argument(..., help="workspace"),
+    out: Path = OUT,
+    mode: str = typer.Option("reweight", help="reweight, subsample or upsample"),
+    groups: str = typer.Option("pseudo", help="pseudo (discovered) or true (the oracle, evaluation only)"),
+    detector: str | None = DETECTOR,
+    format: str | None = FORMAT,
+    seed: int = SEED,
+) -> None:
+    """Balance pseudo-groups (or the true groups with --groups true) by weights or resampling."""
+    _select(
+        "oracle" if groups == "true" else "balance",
+        workspace,
+        out,
+        detector,
+        api.BalanceConfig(mode=mode, seed=seed),
+        format,
+    )
+
+
+def select(
+    method: str = typer.Argument(..., help="keep-all, oracle, balance, jtt, spare, prune or mix (defaults)"),
+    workspace: Path = typer.Argument(..., help="workspace"),
+    out: Path = OUT,
+    lambda_up: float = typer.Option(50.0, help="jtt: weight of the error set"),
+    detector: str | None = DETECTOR,
+    format: str | None = FORMAT,
+    seed: int = SEED,
+) -> None:
+    """Any registered selection method with its defaults (see `curate list selectors`)."""
+    cfg: api.SelectConfig | None = api.JTTConfig(lambda_up=lambda_up, seed=seed) if method == "jtt" else None
+    _select(method, workspace, out, detector, cfg, format)
+
+
+def export(
+    manifest: Path = typer.Argument(..., help="a manifest written by curate"),
+    out: Path = typer.Option(..., "--out", "-o", help="target path"),
+    format: str | None = FORMAT,
+) -> None:
+    """Re-write a manifest as Parquet, CSV or JSONL (with its provenance sidecar)."""
+    console.print(f"wrote {api.export_manifest(manifest, out, format=format)}")

@@ -1,0 +1,179 @@
+"""What every detector shares: its inputs (``Signals``), its output (``Discovery``), the registry,
+and the helpers that turn per-sample conflict scores into pseudo-groups and cluster summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate._core import schema as S
+from curate._core.registry import Registry
+from curate.data.table import SampleTable
+from curate.dynamics import DynamicsLog
+from curate.dynamics.log import CORRECT, EPOCH, LOSS
+from curate.embed import EmbeddingTable
+from curate.errors import ConfigError, InputDataError
+
+CONFLICT = "conflict_score"
+CLUSTER = "cluster"
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Inputs a detector may use: embeddings of the dataset and the proxy's training dynamics."""
+
+    embeddings: EmbeddingTable | None = None
+    dynamics: DynamicsLog | None = None
+    proxy_config: dict[str, Any] = field(default_factory=dict)
+
+    def need_embeddings(self, who: str) -> EmbeddingTable:
+        """The embeddings, or an error naming the detector that needs them."""
+        if self.embeddings is None:
+            raise ConfigError(f"detector {who!r} needs embeddings; run `curate embed` first")
+        return self.embeddings
+
+    def need_dynamics(self, who: str) -> DynamicsLog:
+        """The dynamics log, or an error naming the detector that needs it."""
+        if self.dynamics is None:
+            raise ConfigError(f"detector {who!r} needs training dynamics; run `curate dynamics` first")
+        return self.dynamics
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """A detector's result on the train split.
+
+    Attributes:
+        scores: ``[sample_id, label, conflict_score, cluster, pseudo_group]``; ``conflict_score``:
+            higher = more likely in a minority (bias-conflicting) group; ``cluster``: the sample's
+            group within its class; ``pseudo_group``: ``(label, cluster)`` numbered consecutively.
+        clusters: per pseudo-group ``[pseudo_group, label, cluster, size, share_of_class,
+            proxy_error_rate, mean_loss]`` (the last two null without dynamics).
+        detector: registered name; ``config``: its parameters; ``extra``: method-specific outputs
+            (e.g. SPARE's per-class sampling powers).
+    """
+
+    scores: pl.DataFrame
+    clusters: pl.DataFrame
+    detector: str
+    config: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Detector = Callable[..., Discovery]
+DETECTORS: Registry[Detector] = Registry("detector")
+
+
+def train_rows(table: SampleTable) -> pl.DataFrame:
+    """``[sample_id, label]`` of the train split (raises when it is empty or has one class)."""
+    rows = table.split("train").frame.select(S.SAMPLE_ID, S.LABEL)
+    if rows.height == 0:
+        raise InputDataError("the train split is empty", file=table.where, fix="add train rows")
+    if rows[S.LABEL].n_unique() < 2:
+        raise InputDataError("the train split holds a single class", file=table.where, column=S.LABEL)
+    return rows
+
+
+def otsu_split(values: np.ndarray) -> np.ndarray:
+    """Split 1-D ``values`` in two at the threshold maximising between-class variance (Otsu).
+
+    Returns a boolean array: True for the upper part. Constant input → all False.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2 or np.ptp(v) == 0:
+        return np.zeros(len(v), dtype=bool)
+    s = np.sort(v)
+    n = len(s)
+    csum = np.cumsum(s)
+    k = np.arange(1, n)  # lower part = s[:k]
+    w0, w1 = k / n, 1 - k / n
+    m0 = csum[:-1] / k
+    m1 = (csum[-1] - csum[:-1]) / (n - k)
+    between = w0 * w1 * (m0 - m1) ** 2
+    between[s[1:] == s[:-1]] = -1  # a cut must fall between distinct values
+    cut = int(np.argmax(between)) + 1
+    return v >= s[cut]
+
+
+def split_by_score(rows: pl.DataFrame, score: np.ndarray) -> np.ndarray:
+    """Per class, 1 for samples above the Otsu threshold of ``score`` (the pseudo-minority), else 0."""
+    out = np.zeros(len(rows), dtype=np.int64)
+    labels = rows[S.LABEL].to_numpy()
+    for y in np.unique(labels):
+        idx = np.flatnonzero(labels == y)
+        out[idx] = otsu_split(score[idx]).astype(np.int64)
+    return out
+
+
+def rank01(values: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [0, 1] (ties averaged): makes scores of different scales comparable."""
+    from scipy.stats import rankdata
+
+    v = np.asarray(values, dtype=np.float64)
+    return (rankdata(v) - 1) / max(len(v) - 1, 1)
+
+
+def early_stats(log: DynamicsLog, ids: pl.Series, epoch: int | None = None) -> pl.DataFrame:
+    """``[sample_id, early_error, early_loss]``: mean error and loss over epochs ``0..epoch``, runs pooled."""
+    e = log.early_epoch() if epoch is None else epoch
+    stats = (
+        log.frame.filter(pl.col(EPOCH) <= e)
+        .group_by(S.SAMPLE_ID)
+        .agg(
+            (1 - pl.col(CORRECT).cast(pl.Float64).mean()).alias("early_error"),
+            pl.col(LOSS).cast(pl.Float64).mean().alias("early_loss"),
+        )
+    )
+    joined = pl.DataFrame({S.SAMPLE_ID: ids}).join(stats, on=S.SAMPLE_ID, how="left", maintain_order="left")
+    if joined["early_loss"].null_count():
+        missing = joined.filter(pl.col("early_loss").is_null())[S.SAMPLE_ID].to_list()
+        from curate.errors import IdMismatchError
+
+        raise IdMismatchError.from_ids("dataset train split", "dynamics", missing)
+    return joined
+
+
+def build_discovery(
+    rows: pl.DataFrame,
+    conflict: np.ndarray,
+    cluster: np.ndarray,
+    *,
+    detector: str,
+    config: dict[str, Any],
+    dynamics: DynamicsLog | None,
+    extra: dict[str, Any] | None = None,
+) -> Discovery:
+    """Assemble a :class:`Discovery`: number pseudo-groups ``(label, cluster)`` and summarise them."""
+    if np.isnan(conflict).any():
+        raise InputDataError("a detector produced NaN conflict scores", file=detector)
+    scores = rows.with_columns(
+        pl.Series(CONFLICT, np.asarray(conflict, dtype=np.float64)),
+        pl.Series(CLUSTER, np.asarray(cluster, dtype=np.int64)),
+    )
+    keys = scores.select(S.LABEL, CLUSTER).unique().sort(S.LABEL, CLUSTER).with_row_index(S.PSEUDO_GROUP)
+    keys = keys.with_columns(pl.col(S.PSEUDO_GROUP).cast(pl.Int64))
+    scores = scores.join(keys, on=[S.LABEL, CLUSTER], how="left", maintain_order="left")
+    summary = scores.group_by(S.PSEUDO_GROUP, S.LABEL, CLUSTER).agg(pl.len().alias("size"))
+    summary = summary.with_columns((pl.col("size") / pl.col("size").sum().over(S.LABEL)).alias("share_of_class"))
+    if dynamics is not None:
+        stats = early_stats(dynamics, scores[S.SAMPLE_ID])
+        per = scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP).join(stats, on=S.SAMPLE_ID)
+        agg = per.group_by(S.PSEUDO_GROUP).agg(
+            pl.col("early_error").mean().alias("proxy_error_rate"), pl.col("early_loss").mean().alias("mean_loss")
+        )
+        summary = summary.join(agg, on=S.PSEUDO_GROUP, how="left")
+    else:
+        summary = summary.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("proxy_error_rate"), pl.lit(None, dtype=pl.Float64).alias("mean_loss")
+        )
+    return Discovery(
+        scores.select(S.SAMPLE_ID, S.LABEL, CONFLICT, CLUSTER, S.PSEUDO_GROUP),
+        summary.sort(S.PSEUDO_GROUP),
+        detector,
+        config,
+        extra or {},
+    )

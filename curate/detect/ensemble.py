@@ -1,0 +1,49 @@
+"""``ensemble``: rank-average of complementary signals, then a per-class Otsu split.
+
+Combines the embedding-space signal (kNN label disagreement: the attribute dominates the
+representation) with the training-dynamics signal (early loss: the proxy cannot fit the sample
+with the majority rule). Each is turned into ranks in [0, 1] so neither scale dominates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curate._core import schema as S
+from curate.data.table import SampleTable
+from curate.detect._base import (
+    DETECTORS,
+    Discovery,
+    Signals,
+    build_discovery,
+    early_stats,
+    rank01,
+    split_by_score,
+    train_rows,
+)
+from curate.detect.neighbors import KNN_K, knn_disagreement
+
+
+@DETECTORS.register(
+    "ensemble", needs=("embeddings", "dynamics"), description="rank mean of kNN disagreement and early loss"
+)
+def ensemble(
+    table: SampleTable, signals: Signals, *, k: int = KNN_K, knn_weight: float = 0.5, backend: str = "faiss-cpu"
+) -> Discovery:
+    """Conflict score = ``knn_weight``·rank(kNN disagreement) + (1 − ``knn_weight``)·rank(early loss)."""
+    emb = signals.need_embeddings("ensemble")
+    log = signals.need_dynamics("ensemble")
+    rows = train_rows(table)
+    x = emb.select(rows[S.SAMPLE_ID], what="train split").check_finite().matrix
+    labels = rows[S.LABEL].to_numpy()
+    nn = knn_disagreement(x, labels, k=k, backend=backend)
+    loss = early_stats(log, rows[S.SAMPLE_ID])["early_loss"].to_numpy()
+    sc = knn_weight * rank01(nn) + (1 - knn_weight) * rank01(loss)
+    return build_discovery(
+        rows,
+        np.asarray(sc),
+        split_by_score(rows, sc),
+        detector="ensemble",
+        config={"k": k, "knn_weight": knn_weight},
+        dynamics=log,
+    )

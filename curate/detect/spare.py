@@ -1,0 +1,82 @@
+"""SPARE group inference (Yang et al., ICML 2023, "Identifying Spurious Biases Early in Training
+through the Lens of Simplicity Bias").
+
+Within each class, cluster the proxy's *outputs early in training* (softmax vectors) with k-means,
+k chosen by silhouette up to ``max_clusters`` (5, as in the authors' scripts). Small clusters hold
+the samples the early network does not fit with the majority: likely minority groups. The class's
+sampling power is ``high_sampling_power`` (2) when its silhouette is below 0.9, else 1 (from the
+authors' code); the ``spare`` selector samples each cluster ∝ 1/size^power. Conflict score:
+``1 − share of the sample's cluster in its class``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from curate._core import schema as S
+from curate.data.table import SampleTable
+from curate.detect._base import DETECTORS, Discovery, Signals, build_discovery, train_rows
+from curate.dynamics import ProxyConfig, proxy_outputs
+from curate.index import KMeansConfig, choose_k
+
+MAX_CLUSTERS = 5
+SILHOUETTE_THRESHOLD = 0.9
+HIGH_SAMPLING_POWER = 2
+
+
+@DETECTORS.register(
+    "spare", needs=("embeddings", "dynamics"), description="SPARE: k-means on early proxy outputs per class"
+)
+def spare(
+    table: SampleTable,
+    signals: Signals,
+    *,
+    epoch: int | None = None,
+    max_clusters: int = MAX_CLUSTERS,
+    silhouette_threshold: float = SILHOUETTE_THRESHOLD,
+    high_sampling_power: float = HIGH_SAMPLING_POWER,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Discovery:
+    """SPARE's per-class clusters of early outputs and per-class sampling powers (in ``extra``)."""
+    emb = signals.need_embeddings("spare")
+    log = signals.need_dynamics("spare")
+    e = log.early_epoch() if epoch is None else epoch
+    cfg = ProxyConfig(**signals.proxy_config) if signals.proxy_config else ProxyConfig()
+    ids, probs = proxy_outputs(emb, table, cfg, epochs=e + 1, device=device)
+    rows = train_rows(table)
+    order = pl.DataFrame({S.SAMPLE_ID: ids, "_i": np.arange(len(ids))})
+    idx = rows.join(order, on=S.SAMPLE_ID, how="left", maintain_order="left")["_i"].to_numpy()
+    z = probs[idx]
+    labels = rows[S.LABEL].to_numpy()
+    cluster = np.zeros(len(rows), dtype=np.int64)
+    conflict = np.zeros(len(rows))
+    powers: dict[int, float] = {}
+    silhouettes: dict[int, float] = {}
+    kcfg = KMeansConfig(k_min=2, k_max=max_clusters, spherical=False, seed=seed)
+    for y in np.unique(labels):
+        rows_y = np.flatnonzero(labels == y)
+        res, sil = choose_k(z[rows_y], kcfg)
+        best_sil = sil[len(res.centroids)]
+        cluster[rows_y] = res.assign
+        share = np.bincount(res.assign, minlength=len(res.centroids)) / len(rows_y)
+        conflict[rows_y] = 1.0 - share[res.assign]
+        powers[int(y)] = high_sampling_power if best_sil < silhouette_threshold else 1.0
+        silhouettes[int(y)] = best_sil
+    config = {
+        "epoch": e,
+        "max_clusters": max_clusters,
+        "silhouette_threshold": silhouette_threshold,
+        "high_sampling_power": high_sampling_power,
+        "seed": seed,
+    }
+    return build_discovery(
+        rows,
+        conflict,
+        cluster,
+        detector="spare",
+        config=config,
+        dynamics=log,
+        extra={"sampling_powers": powers, "silhouettes": silhouettes},
+    )

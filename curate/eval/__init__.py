@@ -1,0 +1,5 @@
+"""Layer 1: evaluation metrics (worst-group accuracy, per-group accuracy, detection AUROC)."""
+
+from curate.eval.metrics import auroc, group_accuracy, majority_groups, minority_flags, worst_group_accuracy
+
+__all__ = ["auroc", "group_accuracy", "majority_groups", "minority_flags", "worst_group_accuracy"]

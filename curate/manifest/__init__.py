@@ -1,0 +1,30 @@
+"""Layer 1: the manifest schema, provenance, atomic readers/writers and PyTorch consumers."""
+
+from curate.manifest.core import (
+    MANIFEST_FORMATS,
+    MANIFEST_SCHEMA,
+    MIX_LAMBDA,
+    MIX_WITH,
+    Manifest,
+    manifest_frame,
+    read_manifest,
+    sidecar_path,
+    validate_manifest,
+    write_manifest,
+)
+from curate.manifest.torch_data import ManifestDataset, weighted_sampler
+
+__all__ = [
+    "MANIFEST_FORMATS",
+    "MANIFEST_SCHEMA",
+    "MIX_LAMBDA",
+    "MIX_WITH",
+    "Manifest",
+    "ManifestDataset",
+    "manifest_frame",
+    "read_manifest",
+    "sidecar_path",
+    "validate_manifest",
+    "weighted_sampler",
+    "write_manifest",
+]

@@ -1,0 +1,22 @@
+"""Layer 5: turn scores and groups into manifests (prune, mix, balance, jtt, spare, keep-all, oracle)."""
+
+from curate.select._base import SELECTORS, group_weights
+from curate.select.methods import (
+    BalanceConfig,
+    JTTConfig,
+    MixConfig,
+    PruneConfig,
+    SelectConfig,
+    effective_group_shares,
+)
+
+__all__ = [
+    "SELECTORS",
+    "BalanceConfig",
+    "JTTConfig",
+    "MixConfig",
+    "PruneConfig",
+    "SelectConfig",
+    "effective_group_shares",
+    "group_weights",
+]

@@ -1,0 +1,64 @@
+"""Detectors find the planted minority; pseudo-groups and summaries follow the contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate import api
+from curate.detect import DETECTORS, otsu_split, rank01
+from curate.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", DETECTORS.names())
+def test_detector_contract_and_planted_minority(planted, name: str) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    d = api.detect(table, embeddings=emb, dynamics=log, detector=name, proxy_config=api.ProxyConfig(epochs=10, lr=0.01))
+    s = d.scores
+    assert s.columns == ["sample_id", "label", "conflict_score", "cluster", "pseudo_group"]
+    assert s.height == len(table.split("train")) and s["sample_id"].n_unique() == s.height
+    assert s["conflict_score"].is_finite().all()
+    # every pseudo-group lies within one class, numbered consecutively
+    assert s.group_by("pseudo_group").agg(pl.col("label").n_unique())["label"].max() == 1
+    assert sorted(s["pseudo_group"].unique()) == list(range(d.clusters.height))
+    assert d.clusters["size"].sum() == s.height
+    assert d.clusters.group_by("label").agg(pl.col("share_of_class").sum())[
+        "share_of_class"
+    ].to_list() == pytest.approx([1, 1])
+    floor = {"cluster": 0.6, "spare": 0.6}.get(name, 0.9)
+    assert api.detection_auroc(table, d) >= floor, name
+
+
+def test_detectors_state_needs(planted) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    with pytest.raises(ConfigError, match="detector 'knn' needs embeddings"):
+        api.detect(table, dynamics=log, detector="knn")
+    with pytest.raises(ConfigError, match="detector 'jtt' needs training dynamics"):
+        api.detect(table, embeddings=emb, detector="jtt")
+
+
+def test_deterministic(planted) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    a = api.detect(table, embeddings=emb, dynamics=log, detector="ensemble")
+    b = api.detect(table, embeddings=emb, dynamics=log, detector="ensemble")
+    assert a.scores.equals(b.scores)
+
+
+def test_otsu_split_and_rank01() -> None:
+    v = np.r_[np.full(50, 0.1), np.full(5, 0.9), [0.12, 0.85]]
+    hi = otsu_split(v)
+    assert hi.sum() == 6 and hi[50:55].all() and not hi[:50].any()
+    assert not otsu_split(np.ones(5)).any()
+    np.testing.assert_allclose(rank01(np.array([3.0, 1.0, 2.0])), [1.0, 0.0, 0.5])
+
+
+def test_nan_embeddings_rejected(planted) -> None:  # type: ignore[no-untyped-def]
+    from curate.embed import EmbeddingTable
+    from curate.errors import InputDataError
+
+    table, emb, log = planted
+    bad = EmbeddingTable(emb.ids, emb.matrix.copy())
+    bad.matrix[3, 2] = np.nan
+    with pytest.raises(InputDataError, match=r"row 4 \(sample_id 'dc000003'\)"):
+        api.detect(table, embeddings=bad, dynamics=log, detector="knn")

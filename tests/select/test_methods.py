@@ -1,0 +1,144 @@
+"""Each selection method: its algorithm on known inputs, balance improvement, determinism, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate import api
+from curate.errors import ConfigError, InputDataError, UnknownNameError
+from curate.select import group_weights
+
+
+@pytest.fixture(scope="module")
+def disc(planted):  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    return api.detect(table, embeddings=emb, dynamics=log, detector="ensemble")
+
+
+def build(method: str, planted, disc, cfg=None):  # type: ignore[no-untyped-def]
+    table, _, log = planted
+    return api.select(method, table, disc, cfg, dynamics=log)
+
+
+@pytest.mark.parametrize("method", ["keep-all", "oracle", "balance", "jtt", "spare", "prune", "mix"])
+def test_every_method_moves_towards_balance_and_is_reproducible(method: str, planted, disc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    table = planted[0]
+    m = build(method, planted, disc)
+    assert m.method == method and len(m) > 0
+    bal = api.group_balance(m, table)
+    if method == "keep-all":
+        assert bal["manifest_tv"] == pytest.approx(bal["input_tv"])
+    else:
+        assert bal["manifest_tv"] < bal["input_tv"], (method, bal)
+    api.write_manifest(m, tmp_path / "a.parquet")
+    api.write_manifest(build(method, planted, disc), tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    prov = m.provenance
+    assert prov["method"] == method and prov["inputs"]["dataset"] == table.fingerprint()
+    assert prov["counts"]["train"] == 1000
+
+
+def test_group_weights_modes() -> None:
+    keys = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    rng = np.random.default_rng(0)
+    idx, w = group_weights(keys, mode="reweight", rng=rng)
+    assert np.allclose(np.bincount(keys[idx], weights=w), [4, 4, 4]) and w.mean() == pytest.approx(1.0)
+    idx, w = group_weights(keys, mode="subsample", rng=rng)
+    assert np.bincount(keys[idx]).tolist() == [2, 2, 2] and len(set(idx)) == 6
+    idx, w = group_weights(keys, mode="upsample", rng=rng)
+    assert np.bincount(keys[idx]).tolist() == [6, 6, 6] and set(np.flatnonzero(keys == 1)) <= set(idx)
+
+
+def test_oracle_balances_true_groups_exactly(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    m = build("oracle", planted, disc)
+    shares = m.group_shares()["share"].to_list()
+    assert shares == pytest.approx([0.25] * 4)
+    sub = build("oracle", planted, disc, api.BalanceConfig(mode="subsample"))
+    assert sub.frame.group_by("group").len()["len"].to_list() == [25] * 4
+
+
+def test_jtt_weights_the_error_set(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    d = api.detect(table, embeddings=emb, dynamics=log, detector="jtt")
+    m = api.select("jtt", table, d, api.JTTConfig(lambda_up=7))
+    err = set(d.scores.filter(pl.col("cluster") == 1)["sample_id"])
+    w = dict(zip(m.frame["sample_id"], m.frame["weight"], strict=True))
+    assert all(w[i] == 7 for i in err) and all(v == 1 for i, v in w.items() if i not in err)
+    up = api.select("jtt", table, d, api.JTTConfig(lambda_up=3, upsample=True))
+    assert len(up) == 1000 + 2 * len(err)
+
+
+def test_prune_drops_hardest_carriers(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    table, _, log = planted
+    from curate.dynamics import SCORERS
+
+    el2n = SCORERS.get("el2n")(log)
+    m = api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=log)
+    dropped = set(table.split("train").ids) - set(m.frame["sample_id"])
+    carriers = disc.scores.join(
+        disc.scores.group_by("label", "pseudo_group")
+        .len()
+        .sort("len", descending=True)
+        .group_by("label")
+        .first()
+        .select("pseudo_group"),
+        on="pseudo_group",
+    )
+    assert dropped <= set(carriers["sample_id"])
+    for y in (0, 1):
+        c = carriers.filter(pl.col("label") == y).join(el2n, on="sample_id")
+        n = round(0.2 * c.height)
+        assert set(c.sort("score", descending=True).head(n)["sample_id"]) == dropped & set(c["sample_id"])
+    by_attr = api.select("prune", table, None, api.PruneConfig(fraction=0.2, attribute="a"), dynamics=log)
+    assert len(by_attr) == 1000 - 2 * round(0.2 * 475)
+    uni = api.select("prune", table, None, api.PruneConfig(fraction=0.1, setting="unidentifiable"), dynamics=log)
+    assert len(uni) == 900 and uni.frame.group_by("label").len()["len"].to_list() == [450, 450]
+    with pytest.raises(ConfigError, match="needs training dynamics"):
+        api.select("prune", table, disc)
+    with pytest.raises(ConfigError, match="'fraction' must be a float in \\(0, 1\\); got 1.5"):
+        api.PruneConfig(fraction=1.5)
+
+
+def test_mix_pairs_within_class_from_balanced_set(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    table = planted[0]
+    m = build("mix", planted, disc, api.MixConfig(alpha=0.6, s=0.7))
+    f = m.frame
+    assert f.group_by("label").len()["len"].to_list() == [500, 500]
+    mixed = f.filter(pl.col("mix_with").is_not_null())
+    assert 0.5 < mixed.height / f.height < 0.7 and (mixed["mix_lambda"] == 0.7).all()
+    labels = dict(zip(table.frame["sample_id"], table.frame["label"], strict=True))
+    assert all(labels[a] == labels[b] for a, b in zip(mixed["sample_id"], mixed["mix_with"], strict=True))
+
+
+def test_spare_equal_class_totals(planted) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    d = api.detect(
+        table, embeddings=emb, dynamics=log, detector="spare", proxy_config=api.ProxyConfig(epochs=10, lr=0.01)
+    )
+    m = api.select("spare", table, d)
+    tot = m.frame.group_by("label").agg(pl.col("weight").sum()).sort("label")["weight"].to_list()
+    assert tot[0] == pytest.approx(tot[1]) and m.frame["weight"].mean() == pytest.approx(1.0)
+    sizes = d.scores.group_by("pseudo_group").len()
+    j = m.frame.join(sizes, on="pseudo_group")
+    power = d.extra["sampling_powers"]
+    for y in (0, 1):
+        c = j.filter(pl.col("label") == y)
+        prod = c["weight"] * c["len"].cast(pl.Float64) ** power[y]
+        assert prod.max() == pytest.approx(prod.min())  # weight ∝ 1/size^power within a class
+
+
+def test_bad_inputs(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    table = planted[0]
+    with pytest.raises(UnknownNameError, match="did you mean 'prune'"):
+        api.select("prun", table, disc)
+    with pytest.raises(ConfigError, match="needs pseudo-groups"):
+        api.select("balance", table, None)
+    with pytest.raises(ConfigError, match="takes a MixConfig"):
+        api.select("mix", table, disc, api.PruneConfig())
+    no_groups = table.with_frame(table.frame.drop("group"))
+    with pytest.raises(InputDataError, match="oracle needs true group labels"):
+        api.select("oracle", no_groups, disc)
