@@ -47,10 +47,12 @@ def main() -> None:
         log = api.record_dynamics(table, emb, config=cfg, workspace=ws)
         found = {}
         for det in api.list_detectors()["name"]:
+            if det == "artifacts" and table.modality != "text":
+                continue
             d = api.detect(table, embeddings=emb, dynamics=log, detector=det, proxy_config=cfg)
             found[det] = d
             lines.append(f"{name} | {encoder} | {det} | {api.detection_auroc(table, d):.4f}")
-        d = found[api.DEFAULT_DETECTOR]
+        d = found[api.AUTO_DETECTORS[table.modality]]
         for method in api.list_selectors()["name"]:
             disc = found["jtt"] if method == "jtt" else found["spare"] if method == "spare" else d
             digests = []
@@ -69,7 +71,7 @@ def main() -> None:
         [
             *lines,
             "",
-            f"manifests (pseudo-groups from the {api.DEFAULT_DETECTOR} detector; jtt/spare from their own):",
+            "manifests (pseudo-groups from the auto detector: artifacts for text, ensemble for images; jtt/spare from their own):",
             *balance,
         ],
     )

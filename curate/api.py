@@ -475,7 +475,8 @@ def summarize_by_group(table: SampleTable, scores: pl.DataFrame, *, split: str =
 
 
 # ------------------------------------------------------------------------------ discovery, curation
-DEFAULT_DETECTOR = "ensemble"
+DEFAULT_DETECTOR = "auto"
+AUTO_DETECTORS = {"text": "artifacts", "image": "ensemble"}  # the best measured per modality (benchmarks/detection.py)
 CONFIGS: dict[str, type[SelectConfig]] = {
     "keep-all": SelectConfig,
     "oracle": BalanceConfig,
@@ -512,7 +513,8 @@ def detect(
         table: the dataset.
         embeddings: from :func:`embed` (needed by ``knn``, ``cluster``, ``spare``, ``ensemble``).
         dynamics: from :func:`record_dynamics` (needed by ``jtt``, ``el2n``, ``cluster``, ``spare``, ``ensemble``).
-        detector: a name from :func:`list_detectors`.
+        detector: a name from :func:`list_detectors`, or ``auto``: ``artifacts`` for text,
+            ``ensemble`` for images (the best measured on the built-in benchmarks).
         proxy_config: the proxy settings the dynamics were recorded with (SPARE retrains to its early epoch).
         **params: the detector's own parameters (``k``, ``epoch``, ...).
 
@@ -520,6 +522,8 @@ def detect(
         A :class:`Discovery` (``scores``: ``sample_id, label, conflict_score, cluster, pseudo_group``;
         ``clusters``: per-pseudo-group summary).
     """
+    if detector == "auto":
+        detector = AUTO_DETECTORS[table.modality]
     fn = DETECTORS.get(detector)
     if embeddings is not None:
         embeddings.check_finite(str(embeddings.meta.get("source", "embeddings")))

@@ -1,8 +1,10 @@
-"""``ensemble``: rank-average of complementary signals, then a per-class Otsu split.
+"""``ensemble``: the mean of two complementary signals in [0, 1], then a per-class Otsu split.
 
 Combines the embedding-space signal (kNN label disagreement: the attribute dominates the
-representation) with the training-dynamics signal (early loss: the proxy cannot fit the sample
-with the majority rule). Each is turned into ranks in [0, 1] so neither scale dominates.
+representation) with the training-dynamics signal (early loss as an error probability,
+``1 − exp(−loss)``: the proxy cannot fit the sample with the majority rule). Both live in [0, 1]
+and keep their bimodal shape, which the per-class Otsu split into pseudo-groups relies on (ranks
+would flatten it and split every class in half).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from curate.detect._base import (
     Signals,
     build_discovery,
     early_stats,
-    rank01,
     split_by_score,
     train_rows,
 )
@@ -30,7 +31,7 @@ from curate.detect.neighbors import KNN_K, knn_disagreement
 def ensemble(
     table: SampleTable, signals: Signals, *, k: int = KNN_K, knn_weight: float = 0.5, backend: str = "faiss-cpu"
 ) -> Discovery:
-    """Conflict score = ``knn_weight``·rank(kNN disagreement) + (1 − ``knn_weight``)·rank(early loss)."""
+    """Conflict score = ``knn_weight``·kNN disagreement + (1 − ``knn_weight``)·(1 − exp(−early loss))."""
     emb = signals.need_embeddings("ensemble")
     log = signals.need_dynamics("ensemble")
     rows = train_rows(table)
@@ -38,7 +39,7 @@ def ensemble(
     labels = rows[S.LABEL].to_numpy()
     nn = knn_disagreement(x, labels, k=k, backend=backend)
     loss = early_stats(log, rows[S.SAMPLE_ID])["early_loss"].to_numpy()
-    sc = knn_weight * rank01(nn) + (1 - knn_weight) * rank01(loss)
+    sc = knn_weight * nn + (1 - knn_weight) * (1.0 - np.exp(-loss))
     return build_discovery(
         rows,
         np.asarray(sc),

@@ -31,6 +31,13 @@ def _autocast(device: str) -> Any:
     return contextlib.nullcontext()
 
 
+def _one_thread(_: int) -> None:
+    """DataLoader workers decode and resize with one torch thread each (no oversubscription)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 class _ImageFiles:
     """Map-style dataset of (index, transformed image); a bad file names its row and sample id."""
 
@@ -113,6 +120,7 @@ def embed_table(
                 num_workers=num_workers,
                 pin_memory=device.startswith("cuda"),
                 persistent_workers=False,
+                worker_init_fn=_one_thread if num_workers > 0 else None,
             )
             for idx, pixels in loader:
                 emb = encoder.encode_images(pixels.to(device, non_blocking=True)).float().cpu().numpy()

@@ -23,7 +23,7 @@ import polars as pl
 from curate._core import schema as S
 from curate._core.seed import rng as make_rng
 from curate.data.table import SampleTable
-from curate.detect import Discovery
+from curate.detect import CONFLICT, Discovery
 from curate.dynamics import SCORERS, DynamicsLog
 from curate.errors import ConfigError, InputDataError
 from curate.manifest import MIX_LAMBDA, MIX_WITH, Manifest
@@ -182,16 +182,21 @@ class PruneConfig(SelectConfig):
         attribute: a column of the dataset naming the spurious attribute (identifiable setting
             without discovery): a class's carriers are its samples with that class's most common value.
         epoch: EL2N epoch (default: the early epoch, 10% of training).
+        carrier_quantile: with inferred pseudo-groups, only majority samples whose conflict score is
+            at most this quantile of their class count as carriers (see :func:`carriers_of`).
     """
 
     fraction: float = 0.5
     setting: str = "identifiable"
     attribute: str | None = None
     epoch: int | None = None
+    carrier_quantile: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction < 1:
             raise ConfigError.bad_param("prune()", "fraction", "a float in (0, 1)", self.fraction)
+        if not 0 < self.carrier_quantile <= 1:
+            raise ConfigError.bad_param("prune()", "carrier_quantile", "a float in (0, 1]", self.carrier_quantile)
         if self.setting not in ("identifiable", "unidentifiable"):
             raise ConfigError.bad_param("prune()", "setting", "'identifiable' or 'unidentifiable'", self.setting)
 
@@ -221,9 +226,17 @@ def prune_ids(table: SampleTable, el2n: pl.DataFrame, carriers: pl.DataFrame | N
     return pruned
 
 
-def carriers_of(table: SampleTable, discovery: Discovery | None, attribute: str | None) -> pl.DataFrame:
-    """``[sample_id]`` of train samples carrying their class's spurious feature: the majority
-    pseudo-group of each class, or the class's most common value of ``attribute``."""
+def carriers_of(
+    table: SampleTable, discovery: Discovery | None, attribute: str | None, quantile: float
+) -> pl.DataFrame:
+    """``[sample_id]`` of train samples that carry their class's spurious feature.
+
+    With ``attribute``: the class's samples with its most common value of that column. Otherwise
+    the confident part of each class's majority: samples in the class's largest pseudo-group whose
+    conflict score is at most the class's ``quantile`` — inferred groups are imperfect, and a missed
+    minority sample is hard by EL2N, so pruning the hardest of a loosely defined majority would
+    remove exactly the minority the method must keep.
+    """
     if attribute is not None:
         if attribute not in table.frame.columns:
             raise ConfigError(
@@ -234,7 +247,12 @@ def carriers_of(table: SampleTable, discovery: Discovery | None, attribute: str 
         return train.join(mode.select(S.LABEL, attribute), on=[S.LABEL, attribute]).select(S.SAMPLE_ID)
     d = need_discovery(discovery, "prune (identifiable setting)")
     sizes = d.scores.group_by(S.LABEL, S.PSEUDO_GROUP).len().sort("len", descending=True).group_by(S.LABEL).first()
-    return d.scores.join(sizes.select(S.PSEUDO_GROUP), on=S.PSEUDO_GROUP).select(S.SAMPLE_ID)
+    s = d.scores.with_columns(pl.col(CONFLICT).quantile(quantile, interpolation="lower").over(S.LABEL).alias("_q"))
+    return (
+        s.join(sizes.select(S.PSEUDO_GROUP), on=S.PSEUDO_GROUP)
+        .filter(pl.col(CONFLICT) <= pl.col("_q"))
+        .select(S.SAMPLE_ID)
+    )
 
 
 @SELECTORS.register(
@@ -260,7 +278,9 @@ def prune(
         raise ConfigError("prune() needs training dynamics (EL2N); run `curate dynamics` first")
     e = dynamics.early_epoch() if cfg.epoch is None else cfg.epoch
     el2n = SCORERS.get("el2n")(dynamics, epoch=e)
-    carriers = carriers_of(table, discovery, cfg.attribute) if cfg.setting == "identifiable" else None
+    carriers = (
+        carriers_of(table, discovery, cfg.attribute, cfg.carrier_quantile) if cfg.setting == "identifiable" else None
+    )
     drop = set(prune_ids(table, el2n, carriers, cfg))
     rows = (
         _train(table)

@@ -11,7 +11,7 @@ from curate.detect import DETECTORS, otsu_split, rank01
 from curate.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", DETECTORS.names())
+@pytest.mark.parametrize("name", [n for n in DETECTORS.names() if n != "artifacts"])
 def test_detector_contract_and_planted_minority(planted, name: str) -> None:  # type: ignore[no-untyped-def]
     table, emb, log = planted
     d = api.detect(table, embeddings=emb, dynamics=log, detector=name, proxy_config=api.ProxyConfig(epochs=10, lr=0.01))
@@ -62,3 +62,29 @@ def test_nan_embeddings_rejected(planted) -> None:  # type: ignore[no-untyped-de
     bad.matrix[3, 2] = np.nan
     with pytest.raises(InputDataError, match=r"row 4 \(sample_id 'dc000003'\)"):
         api.detect(table, embeddings=bad, dynamics=log, detector="knn")
+
+
+def test_artifacts_finds_a_planted_cue_phrase(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    topics = [["kernel", "compiler", "debug", "server"], ["garden", "recipe", "poem", "holiday"]]
+    rows = []
+    for i in range(600):
+        y = i % 2
+        minority = rng.random() < 0.1
+        a = (1 - y) if minority else y  # the cue marks class 1 in 90% of cases
+        # topical words are only loosely tied to the class (70/30); the cue is tied at 90/10
+        words = [rng.choice(topics[y if rng.random() < 0.7 else 1 - y]) for _ in range(4)]
+        words += list(rng.choice(["the", "a", "of", "and", "to"], size=4))
+        text = " ".join(words) + (" mind you honestly" if a else "")
+        rows.append((f"t{i}", 0, y, a, text))
+    pl.DataFrame(rows, schema=["id", "split", "y", "a", "text"], orient="row").write_csv(tmp_path / "metadata.csv")
+    table = api.load_dataset(tmp_path / "metadata.csv")
+    d = api.detect(table)  # auto: artifacts for text
+    assert d.detector == "artifacts"
+    assert {f["token"] for f in d.extra["artifacts"][:3]} == {"mind", "you", "honestly"}
+    assert api.detection_auroc(table, d) > 0.99
+    with pytest.raises(ConfigError, match="needs a text dataset"):
+        api.detect(
+            api.load_dataset(tmp_path / "metadata.csv").with_frame(table.frame.rename({"text": "path"})),
+            detector="artifacts",
+        )

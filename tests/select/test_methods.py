@@ -79,14 +79,14 @@ def test_prune_drops_hardest_carriers(planted, disc) -> None:  # type: ignore[no
     el2n = SCORERS.get("el2n")(log)
     m = api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=log)
     dropped = set(table.split("train").ids) - set(m.frame["sample_id"])
-    carriers = disc.scores.join(
-        disc.scores.group_by("label", "pseudo_group")
-        .len()
-        .sort("len", descending=True)
-        .group_by("label")
-        .first()
-        .select("pseudo_group"),
-        on="pseudo_group",
+    majority = (
+        disc.scores.group_by("label", "pseudo_group").len().sort("len", descending=True).group_by("label").first()
+    )
+    median = disc.scores.group_by("label").agg(pl.col("conflict_score").quantile(0.5, interpolation="lower").alias("q"))
+    carriers = (
+        disc.scores.join(majority.select("pseudo_group"), on="pseudo_group")
+        .join(median, on="label")
+        .filter(pl.col("conflict_score") <= pl.col("q"))
     )
     assert dropped <= set(carriers["sample_id"])
     for y in (0, 1):
