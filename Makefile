@@ -25,9 +25,18 @@ data:
 	  echo "data: cannot install dataset-fashion-mnist/fortunes here; their benchmarks and tests will be skipped"; \
 	fi
 
+CURATE := $(VENV)/bin/curate
+WS     := $(DEMO)/ws-digits
+
 demo: install data
-	$(VENV)/bin/curate datasets make fmnist-textures --out $(DEMO)/fmnist-textures --overwrite
-	$(VENV)/bin/curate datasets check $(DEMO)/fmnist-textures/metadata.csv
+	$(CURATE) datasets make fmnist-textures --out $(DEMO)/fmnist-textures --overwrite
+	$(CURATE) datasets make digits-color --out $(DEMO)/digits-color --overwrite
+	$(CURATE) embed $(DEMO)/digits-color/metadata.csv --encoder efficientnet-lite0 --out $(WS)
+	$(CURATE) dynamics $(WS)
+	$(CURATE) detect $(WS)
+	$(CURATE) prune $(WS) --out $(DEMO)/manifests/prune.parquet
+	$(CURATE) mix $(WS) --out $(DEMO)/manifests/mix.parquet
+	$(CURATE) balance $(WS) --out $(DEMO)/manifests/balance.parquet
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -63,6 +63,7 @@ __all__ = [
     "SelectConfig",
     "Signals",
     "Workspace",
+    "balance",
     "check_dataset",
     "cluster",
     "detect",
@@ -82,6 +83,8 @@ __all__ = [
     "load_dataset",
     "load_discovery",
     "make_benchmark",
+    "mix",
+    "prune",
     "read_manifest",
     "record_dynamics",
     "registries",
@@ -667,3 +670,21 @@ def workspace_signals(
     if dyn is None:
         return table, emb, None, ProxyConfig()
     return table, emb, DynamicsLog.read(ws.path / dyn["path"]), ProxyConfig(**dyn.get("config", {}))
+
+
+def prune(table: SampleTable, discovery: Discovery | None, dynamics: DynamicsLog, **config: Any) -> Manifest:
+    """The data-pruning manifest (ICLR 2025); ``config`` fields: see :class:`PruneConfig`."""
+    return select("prune", table, discovery, PruneConfig(**config), dynamics=dynamics)
+
+
+def mix(table: SampleTable, discovery: Discovery, **config: Any) -> Manifest:
+    """The data-mixing manifest; ``config`` fields: see :class:`MixConfig`."""
+    return select("mix", table, discovery, MixConfig(**config))
+
+
+def balance(table: SampleTable, discovery: Discovery | None, *, groups: str = "pseudo", **config: Any) -> Manifest:
+    """A group-balanced manifest over pseudo-groups (``groups="pseudo"``) or the true groups
+    (``groups="true"``: the oracle, for evaluation); ``config`` fields: see :class:`BalanceConfig`."""
+    if groups not in ("pseudo", "true"):
+        raise ConfigError.bad_param("balance()", "groups", "'pseudo' or 'true'", groups)
+    return select("oracle" if groups == "true" else "balance", table, discovery, BalanceConfig(**config))

@@ -142,3 +142,13 @@ def test_bad_inputs(planted, disc) -> None:  # type: ignore[no-untyped-def]
     no_groups = table.with_frame(table.frame.drop("group"))
     with pytest.raises(InputDataError, match="oracle needs true group labels"):
         api.select("oracle", no_groups, disc)
+
+
+def test_api_wrappers_and_empty_class(planted, disc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    assert api.prune(table, disc, log, fraction=0.1).method == "prune"
+    assert api.mix(table, disc, alpha=0.2).method == "mix"
+    assert api.balance(table, None, groups="true").method == "oracle"
+    one_class = table.with_frame(table.frame.filter((pl.col("label") == 0) | (pl.col("split") != "train")))
+    with pytest.raises(InputDataError, match="the train split holds a single class"):
+        api.detect(one_class, embeddings=emb, dynamics=log, detector="knn")
