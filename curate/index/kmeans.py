@@ -149,6 +149,20 @@ def kmeans(
     return KMeansResult(np.asarray(km.centroids), assign[:, 0].astype(np.int64), float(sq.sum()))
 
 
+def kmeans_with(x: np.ndarray, k: int, cfg: KMeansConfig, *, backend: str = "faiss-cpu") -> KMeansResult:
+    """:func:`kmeans` with the settings of ``cfg`` (``k`` given separately)."""
+    return kmeans(
+        x,
+        k,
+        niter=cfg.niter,
+        nredo=cfg.nredo,
+        spherical=cfg.spherical,
+        seed=cfg.seed,
+        max_points_per_centroid=cfg.max_points_per_centroid,
+        backend=backend,
+    )
+
+
 def silhouette(x: np.ndarray, assign: np.ndarray, *, sample: int, seed: int) -> float:
     """Mean cosine silhouette on a seeded subsample of at most ``sample`` points (−1 if one cluster)."""
     from sklearn.metrics import silhouette_score
@@ -167,16 +181,7 @@ def choose_k(x: np.ndarray, cfg: KMeansConfig, *, backend: str = "faiss-cpu") ->
     best: tuple[float, int, KMeansResult] | None = None
     scores: dict[int, float] = {}
     for k in range(cfg.k_min, min(cfg.k_max, len(x) - 1) + 1):
-        res = kmeans(
-            x,
-            k,
-            niter=cfg.niter,
-            nredo=cfg.nredo,
-            spherical=cfg.spherical,
-            seed=cfg.seed,
-            max_points_per_centroid=cfg.max_points_per_centroid,
-            backend=backend,
-        )
+        res = kmeans_with(x, k, cfg, backend=backend)
         scores[k] = silhouette(x, res.assign, sample=cfg.silhouette_sample, seed=cfg.seed)
         if best is None or scores[k] > best[0]:
             best = (scores[k], k, res)
@@ -210,16 +215,7 @@ def cluster_per_class(
             res, sil = choose_k(x[rows], cfg, backend=backend)
             k_sil = sil[len(res.centroids)]
         else:
-            res = kmeans(
-                x[rows],
-                min(cfg.k, len(rows)),
-                niter=cfg.niter,
-                nredo=cfg.nredo,
-                spherical=cfg.spherical,
-                seed=cfg.seed,
-                max_points_per_centroid=cfg.max_points_per_centroid,
-                backend=backend,
-            )
+            res = kmeans_with(x[rows], min(cfg.k, len(rows)), cfg, backend=backend)
             k_sil = float("nan")
         parts.append(
             pl.DataFrame(
