@@ -19,7 +19,7 @@ def detect(
     table, emb, log, cfg = api.workspace_signals(workspace, encoder)
     d = api.detect(table, embeddings=emb, dynamics=log, detector=detector, proxy_config=cfg)
     folder = api.save_discovery(workspace, d)
-    show(d.clusters, f"{detector}: pseudo-groups of {d.scores.height} train samples (saved in {folder})")
+    show(d.clusters, f"{d.detector}: pseudo-groups of {d.scores.height} train samples (saved in {folder})")
     if table.has_groups:
         console.print(f"minority-detection AUROC against the true groups: {api.detection_auroc(table, d):.4f}")
 
