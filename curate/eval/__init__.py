@@ -1,5 +1,15 @@
 """Layer 1: evaluation metrics (worst-group accuracy, per-group accuracy, detection AUROC)."""
 
+from curate.eval.evaluate import PREDICTION, EvalResult, evaluate_predictions
 from curate.eval.metrics import auroc, group_accuracy, majority_groups, minority_flags, worst_group_accuracy
 
-__all__ = ["auroc", "group_accuracy", "majority_groups", "minority_flags", "worst_group_accuracy"]
+__all__ = [
+    "PREDICTION",
+    "EvalResult",
+    "auroc",
+    "evaluate_predictions",
+    "group_accuracy",
+    "majority_groups",
+    "minority_flags",
+    "worst_group_accuracy",
+]
