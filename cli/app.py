@@ -8,7 +8,7 @@ import sys
 import polars as pl
 import typer
 
-from cli import curation, datasets, signals
+from cli import curation, datasets, signals, train
 from cli._render import console, err_console, show
 from curate import api
 from curate._core.progress import setup_logging
@@ -30,6 +30,8 @@ app.command()(curation.mix)
 app.command()(curation.balance)
 app.command()(curation.select)
 app.command()(curation.export)
+app.command()(train.finetune)
+app.command()(train.evaluate)
 
 
 @app.callback()

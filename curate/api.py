@@ -34,6 +34,7 @@ from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig, train_proxy
 from curate.embed import ENCODERS, EmbeddingTable, create_encoder, embed_table
 from curate.errors import ConfigError, InputDataError
 from curate.eval import auroc, minority_flags
+from curate.finetune import FinetuneConfig, FinetuneResult, train_head
 from curate.index import INDEX_BACKENDS, KMeansConfig, KnnIndex, cluster_per_class, get_backend
 from curate.manifest import MANIFEST_FORMATS, Manifest, read_manifest, write_manifest
 from curate.select import (
@@ -54,6 +55,7 @@ __all__ = [
     "BalanceConfig",
     "Discovery",
     "EmbeddingTable",
+    "FinetuneConfig",
     "JTTConfig",
     "KMeansConfig",
     "Manifest",
@@ -71,6 +73,7 @@ __all__ = [
     "embed",
     "env_info",
     "export_manifest",
+    "finetune",
     "group_balance",
     "group_counts",
     "knn",
@@ -688,3 +691,41 @@ def balance(table: SampleTable, discovery: Discovery | None, *, groups: str = "p
     if groups not in ("pseudo", "true"):
         raise ConfigError.bad_param("balance()", "groups", "'pseudo' or 'true'", groups)
     return select("oracle" if groups == "true" else "balance", table, discovery, BalanceConfig(**config))
+
+
+def finetune(
+    table: SampleTable,
+    embeddings: EmbeddingTable,
+    manifest: Manifest,
+    config: FinetuneConfig | None = None,
+    *,
+    discovery: Discovery | None = None,
+    out: str | Path | None = None,
+) -> FinetuneResult:
+    """Train a head on the manifest's rows (ERM, GroupDRO or DFR; see :class:`FinetuneConfig`),
+    select the epoch by validation worst-group accuracy and evaluate on test.
+
+    With ``out``: writes ``metrics.json`` (val and test: acc_avg, acc_wg, adj_acc_avg, groups, ...)
+    and ``predictions.parquet`` there, atomically.
+    """
+    from curate._core.io import atomic_path, write_json_atomic
+
+    pseudo = None if discovery is None else discovery.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
+    result = train_head(manifest, table, embeddings, config or FinetuneConfig(), pseudo_groups=pseudo)
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            folder / "metrics.json",
+            {
+                "method": result.config["method"],
+                "manifest": manifest.provenance,
+                "config": result.config,
+                "best_epoch": result.best_epoch,
+                "val": result.val.to_dict(),
+                "test": result.test.to_dict(),
+            },
+        )
+        with atomic_path(folder / "predictions.parquet") as tmp:
+            result.predictions.write_parquet(tmp)
+    return result

@@ -45,6 +45,20 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         r = run(*args, "--out", str(out))
         assert r.returncode == 0, (args, r.stderr)
         assert out.exists() and out.with_suffix(".json").exists()
+    r = run(
+        "finetune",
+        str(ws),
+        "--manifest",
+        str(tmp_path / "m" / "3-balance.parquet"),
+        "--epochs",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "test acc_wg" in r.stdout and (tmp_path / "run" / "metrics.json").exists()
+    r = run("evaluate", str(tmp_path / "run"))
+    assert r.returncode == 0 and "acc_wg" in r.stdout and "digit < 5 / blue" in r.stdout
     r = run("export", str(out), "--out", str(tmp_path / "m" / "keep.csv"))
     assert r.returncode == 0 and (tmp_path / "m" / "keep.csv").exists()
     r = run("select", "prnue", str(ws), "--out", str(tmp_path / "bad.parquet"))

@@ -1,0 +1,69 @@
+"""``curate finetune`` and ``curate evaluate``: train on a manifest, report worst-group accuracy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from cli._render import console, show
+from curate import api
+
+
+def finetune(
+    workspace: Path = typer.Argument(..., help="workspace (after `curate embed`)"),
+    manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest to train on"),
+    method: str = typer.Option("erm", help="erm, groupdro or dfr"),
+    out: Path = typer.Option(..., "--out", "-o", help="run folder (metrics.json, predictions.parquet)"),
+    head: str = typer.Option("linear", help="linear or mlp head on the frozen embeddings"),
+    epochs: int = typer.Option(30, help="epochs (the best by validation worst-group accuracy is kept)"),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    groups: str = typer.Option("true", help="GroupDRO groups: true or pseudo"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    seed: int = typer.Option(0, help="seed"),
+) -> None:
+    """Train a head on a manifest's rows and evaluate it (WILDS metrics) on val and test."""
+    table, emb, _, _ = api.workspace_signals(workspace, encoder)
+    m = api.read_manifest(manifest, dataset_ids=table.ids)
+    cfg = api.FinetuneConfig(method=method, head=head, epochs=epochs, lr=lr, groups=groups, seed=seed)
+    r = api.finetune(table, emb, m, cfg, out=out)
+    console.print(
+        f"{method} on {m.method} manifest: best epoch {r.best_epoch}; "
+        f"test acc_wg {r.test.acc_wg:.4f}, acc_avg {r.test.acc_avg:.4f} ({r.test.group_source} groups) -> {out}"
+    )
+
+
+def evaluate(run: Path = typer.Argument(..., help="run folder written by `curate finetune`")) -> None:
+    """Print a run's validation and test metrics."""
+    path = run / "metrics.json"
+    if not path.exists():
+        from curate.errors import InputDataError
+
+        raise InputDataError("no metrics.json", file=run, fix="run `curate finetune ... --out RUN` first")
+    metrics = json.loads(path.read_text())
+    rows = []
+    for split in ("val", "test"):
+        r = metrics[split]
+        rows.append(
+            {
+                "split": split,
+                "acc_avg": r["acc_avg"],
+                "acc_wg": r["acc_wg"],
+                "adj_acc_avg": r["adj_acc_avg"],
+                "acc_worst_class": r["acc_worst_class"],
+                "groups": r["group_source"],
+            }
+        )
+    show(
+        pl.DataFrame(rows),
+        f"{metrics['method']} on {metrics['manifest'].get('method')} (best epoch {metrics['best_epoch']})",
+    )
+    groups = metrics["test"]["groups"]
+    names = metrics["test"].get("group_names", {})
+    show(
+        pl.DataFrame(
+            {"group": list(groups), "name": [names.get(g, "") for g in groups], "test accuracy": list(groups.values())}
+        )
+    )
