@@ -15,7 +15,9 @@ from curate import api
 def finetune(
     workspace: Path = typer.Argument(..., help="workspace (after `curate embed`)"),
     manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest to train on"),
-    method: str = typer.Option("erm", help="erm, groupdro or dfr"),
+    method: str = typer.Option(
+        "erm", help="erm, groupdro, dfr (heads on embeddings) or masktune (small CNN on images)"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="run folder (metrics.json, predictions.parquet)"),
     head: str = typer.Option("linear", help="linear or mlp head on the frozen embeddings"),
     epochs: int = typer.Option(30, help="epochs (the best by validation worst-group accuracy is kept)"),
@@ -27,6 +29,13 @@ def finetune(
     """Train a head on a manifest's rows and evaluate it (WILDS metrics) on val and test."""
     table, emb, _, _ = api.workspace_signals(workspace, encoder)
     m = api.read_manifest(manifest, dataset_ids=table.ids)
+    if method == "masktune":
+        mt = api.masktune(m, table, api.MaskTuneConfig(epochs=epochs, lr=lr, seed=seed), out=out)
+        console.print(
+            f"masktune on {m.method} manifest: test acc_wg {mt.test.acc_wg:.4f} (ERM {mt.erm_test.acc_wg:.4f}), "
+            f"acc_avg {mt.test.acc_avg:.4f}; selective: coverage {mt.coverage:.3f}, accuracy {mt.selective_accuracy:.4f} -> {out}"
+        )
+        return
     cfg = api.FinetuneConfig(method=method, head=head, epochs=epochs, lr=lr, groups=groups, seed=seed)
     r = api.finetune(table, emb, m, cfg, out=out)
     console.print(

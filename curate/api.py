@@ -34,7 +34,7 @@ from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig, train_proxy
 from curate.embed import ENCODERS, EmbeddingTable, create_encoder, embed_table
 from curate.errors import ConfigError, InputDataError
 from curate.eval import auroc, minority_flags
-from curate.finetune import FinetuneConfig, FinetuneResult, train_head
+from curate.finetune import FinetuneConfig, FinetuneResult, MaskTuneConfig, MaskTuneResult, train_head
 from curate.index import INDEX_BACKENDS, KMeansConfig, KnnIndex, cluster_per_class, get_backend
 from curate.manifest import MANIFEST_FORMATS, Manifest, read_manifest, write_manifest
 from curate.select import (
@@ -59,6 +59,7 @@ __all__ = [
     "JTTConfig",
     "KMeansConfig",
     "Manifest",
+    "MaskTuneConfig",
     "MixConfig",
     "ProxyConfig",
     "PruneConfig",
@@ -86,6 +87,7 @@ __all__ = [
     "load_dataset",
     "load_discovery",
     "make_benchmark",
+    "masktune",
     "mix",
     "prune",
     "read_manifest",
@@ -728,4 +730,32 @@ def finetune(
         )
         with atomic_path(folder / "predictions.parquet") as tmp:
             result.predictions.write_parquet(tmp)
+    return result
+
+
+def masktune(
+    manifest: Manifest, table: SampleTable, config: MaskTuneConfig | None = None, *, out: str | Path | None = None
+) -> MaskTuneResult:
+    """MaskTune (NeurIPS 2022) on the manifest's images: ERM CNN, xGradCAM masks above mean + 2·std,
+    one fine-tuning epoch on the masked images, selective classification. With ``out``: ``metrics.json``."""
+    from curate.finetune import masktune as _masktune
+
+    result = _masktune(manifest, table, config)
+    if out is not None:
+        from curate._core.io import write_json_atomic
+
+        write_json_atomic(
+            Path(out) / "metrics.json",
+            {
+                "method": "masktune",
+                "manifest": manifest.provenance,
+                "config": result.config,
+                "best_epoch": None,
+                "val": result.val.to_dict(),
+                "test": result.test.to_dict(),
+                "erm_test": result.erm_test.to_dict(),
+                "selective": {"coverage": result.coverage, "accuracy": result.selective_accuracy},
+                "masked_share": result.masked_share,
+            },
+        )
     return result
