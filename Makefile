@@ -37,6 +37,10 @@ demo: install data
 	$(CURATE) prune $(WS) --out $(DEMO)/manifests/prune.parquet
 	$(CURATE) mix $(WS) --out $(DEMO)/manifests/mix.parquet
 	$(CURATE) balance $(WS) --out $(DEMO)/manifests/balance.parquet
+	$(CURATE) select keep-all $(WS) --out $(DEMO)/manifests/erm.parquet
+	$(CURATE) finetune $(WS) --manifest $(DEMO)/manifests/erm.parquet --out $(DEMO)/runs/erm
+	$(CURATE) finetune $(WS) --manifest $(DEMO)/manifests/balance.parquet --out $(DEMO)/runs/balance
+	$(CURATE) evaluate $(DEMO)/runs/balance
 
 lint: install
 	$(VENV)/bin/ruff check .
