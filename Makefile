@@ -41,6 +41,7 @@ demo: install data
 	$(CURATE) finetune $(WS) --manifest $(DEMO)/manifests/erm.parquet --out $(DEMO)/runs/erm
 	$(CURATE) finetune $(WS) --manifest $(DEMO)/manifests/balance.parquet --out $(DEMO)/runs/balance
 	$(CURATE) evaluate $(DEMO)/runs/balance
+	$(CURATE) report $(DEMO)/runs/erm $(DEMO)/runs/balance --workspace $(WS) --out $(DEMO)/report
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -32,6 +32,7 @@ app.command()(curation.select)
 app.command()(curation.export)
 app.command()(train.finetune)
 app.command()(train.evaluate)
+app.command()(train.report)
 
 
 @app.callback()

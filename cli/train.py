@@ -76,3 +76,12 @@ def evaluate(run: Path = typer.Argument(..., help="run folder written by `curate
             {"group": list(groups), "name": [names.get(g, "") for g in groups], "test accuracy": list(groups.values())}
         )
     )
+
+
+def report(
+    runs: list[Path] = typer.Argument(..., help="run folders written by `curate finetune`"),
+    out: Path = typer.Option(..., "--out", "-o", help="report folder (report.md + PNG plots)"),
+    workspace: Path | None = typer.Option(None, help="workspace: adds score histograms and an embedding map"),
+) -> None:
+    """Write a Markdown report comparing runs, with per-group accuracy bars and discovery plots."""
+    console.print(f"wrote {api.report(list(runs), out, workspace=workspace)}")

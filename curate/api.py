@@ -33,7 +33,7 @@ from curate.detect import CONFLICT, DETECTORS, Discovery, Signals
 from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig, train_proxy
 from curate.embed import ENCODERS, EmbeddingTable, create_encoder, embed_table
 from curate.errors import ConfigError, InputDataError
-from curate.eval import auroc, minority_flags
+from curate.eval import auroc, minority_flags, write_report
 from curate.finetune import FinetuneConfig, FinetuneResult, MaskTuneConfig, MaskTuneResult, train_head
 from curate.index import INDEX_BACKENDS, KMeansConfig, KnnIndex, cluster_per_class, get_backend
 from curate.manifest import MANIFEST_FORMATS, Manifest, read_manifest, write_manifest
@@ -93,6 +93,7 @@ __all__ = [
     "read_manifest",
     "record_dynamics",
     "registries",
+    "report",
     "save_discovery",
     "score",
     "score_dynamics",
@@ -759,3 +760,18 @@ def masktune(
             },
         )
     return result
+
+
+def report(runs: list[str | Path], out: str | Path, *, workspace: str | Path | None = None) -> Path:
+    """Markdown report of fine-tune runs with PNG plots; with ``workspace``, also the discovery's score
+    histograms by true group and a 2-D map of the train embeddings by pseudo-group and true group."""
+    table = scores = matrix = ids = None
+    if workspace is not None:
+        ws = Workspace(workspace)
+        table = ws.table()
+        if ws.outputs("detect"):
+            scores = load_discovery(ws, next(iter(ws.outputs("detect")))).scores
+            emb = EmbeddingTable.load(ws.lookup("embed", next(iter(ws.outputs("embed")))))
+            ids = scores[S.SAMPLE_ID].to_list()
+            matrix = emb.select(ids, what="discovery").matrix
+    return write_report([Path(r) for r in runs], out, table=table, scores=scores, embeddings=matrix, embedding_ids=ids)

@@ -1,0 +1,123 @@
+"""Reports: a Markdown summary of runs with PNG plots (matplotlib is imported lazily, Agg backend).
+
+Plots: per-group test accuracy by run; conflict-score histograms by true group (when a discovery and
+true groups are given); a 2-D PCA map of the train embeddings coloured by pseudo-group and by true
+group (when embeddings are given).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate._core import schema as S
+from curate._core.io import atomic_path, write_text_atomic
+from curate.data.table import SampleTable
+from curate.errors import InputDataError
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> str:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return path.name
+
+
+def read_runs(runs: list[Path]) -> list[dict[str, Any]]:
+    """Each run folder's ``metrics.json`` with its folder name under ``run``."""
+    out = []
+    for r in runs:
+        p = Path(r) / "metrics.json"
+        if not p.exists():
+            raise InputDataError("no metrics.json", file=r, fix="run `curate finetune ... --out RUN` first")
+        out.append({"run": Path(r).name, **json.loads(p.read_text())})
+    return out
+
+
+def write_report(
+    runs: list[Path],
+    out: str | Path,
+    *,
+    table: SampleTable | None = None,
+    scores: pl.DataFrame | None = None,
+    embeddings: np.ndarray | None = None,
+    embedding_ids: list[str] | None = None,
+) -> Path:
+    """Write ``out/report.md`` and its PNG plots; returns the report's path."""
+    plt = _plt()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = read_runs(runs)
+    lines = [
+        "# curate report",
+        "",
+        "| run | method | manifest | test acc_avg | test acc_wg | test adj_acc_avg | groups |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in metrics:
+        t = m["test"]
+        adj = "–" if t.get("adj_acc_avg") is None else f"{t['adj_acc_avg']:.4f}"
+        lines.append(
+            f"| {m['run']} | {m['method']} | {m['manifest'].get('method', '?')} | {t['acc_avg']:.4f} | "
+            f"{t['acc_wg']:.4f} | {adj} | {t['group_source']} |"
+        )
+    groups = sorted({g for m in metrics for g in m["test"]["groups"]}, key=lambda g: int(g) if g.isdigit() else g)
+    names = {g: n for m in metrics for g, n in m["test"].get("group_names", {}).items()}
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(metrics)) / 2), 4))
+    width = 0.8 / max(1, len(metrics))
+    for k, m in enumerate(metrics):
+        acc = [m["test"]["groups"].get(g, np.nan) for g in groups]
+        ax.bar(np.arange(len(groups)) + k * width, acc, width, label=m["run"])
+    ax.set_xticks(
+        np.arange(len(groups)) + width * (len(metrics) - 1) / 2, [names.get(g, g) for g in groups], rotation=20
+    )
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("per-group test accuracy")
+    lines += ["", f"![per-group accuracy]({_save(fig, out / 'group_accuracy.png')})"]
+    if table is not None and scores is not None and table.has_groups and "conflict_score" in scores.columns:
+        j = scores.join(table.frame.select(S.SAMPLE_ID, S.GROUP), on=S.SAMPLE_ID)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for g in sorted(j[S.GROUP].unique()):
+            ax.hist(
+                j.filter(pl.col(S.GROUP) == g)["conflict_score"].to_numpy(),
+                bins=40,
+                alpha=0.5,
+                density=True,
+                label=table.group_name(int(g)),
+            )
+        ax.set_xlabel("conflict_score")
+        ax.legend()
+        ax.set_title("conflict score by true group (train)")
+        lines += ["", f"![scores]({_save(fig, out / 'score_histograms.png')})"]
+    if embeddings is not None and embedding_ids is not None and scores is not None:
+        from sklearn.decomposition import PCA
+
+        xy = PCA(n_components=2, random_state=0).fit_transform(np.asarray(embeddings, dtype=np.float64))
+        pos = pl.DataFrame({S.SAMPLE_ID: embedding_ids, "x": xy[:, 0], "y": xy[:, 1]}).join(scores, on=S.SAMPLE_ID)
+        cols = [c for c in (S.PSEUDO_GROUP,) if c in pos.columns]
+        if table is not None and table.has_groups:
+            pos = pos.join(table.frame.select(S.SAMPLE_ID, S.GROUP), on=S.SAMPLE_ID)
+            cols.append(S.GROUP)
+        fig, axes = plt.subplots(1, len(cols), figsize=(5 * len(cols), 4), squeeze=False)
+        for ax, c in zip(axes[0], cols, strict=True):
+            ax.scatter(pos["x"], pos["y"], c=pos[c].to_numpy(), s=4, cmap="tab10")
+            ax.set_title(f"train embeddings (PCA) by {c}")
+        lines += ["", f"![embedding map]({_save(fig, out / 'embedding_map.png')})"]
+    report = out / "report.md"
+    write_text_atomic(report, "\n".join(lines) + "\n")
+    return report

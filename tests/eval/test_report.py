@@ -1,0 +1,51 @@
+"""The report: Markdown table of runs and PNG plots that open as images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from curate.errors import InputDataError
+from curate.eval import write_report
+from tests.eval.test_metrics import table
+
+
+def run(folder: Path, method: str, groups: dict[str, float]) -> Path:
+    folder.mkdir(parents=True)
+    test = {
+        "acc_avg": float(np.mean(list(groups.values()))),
+        "acc_wg": min(groups.values()),
+        "adj_acc_avg": 0.9,
+        "groups": groups,
+        "group_source": "true",
+        "group_names": {"0": "0/a", "1": "0/b"},
+    }
+    (folder / "metrics.json").write_text(
+        json.dumps({"method": method, "manifest": {"method": "keep-all"}, "test": test})
+    )
+    return folder
+
+
+def test_report_with_plots(tmp_path: Path) -> None:
+    runs = [run(tmp_path / "erm", "erm", {"0": 0.9, "1": 0.4}), run(tmp_path / "dro", "groupdro", {"0": 0.8, "1": 0.7})]
+    t = table()
+    train = t.split("train").frame
+    scores = train.select("sample_id").with_columns(
+        pl.Series("conflict_score", np.linspace(0, 1, train.height)), pl.lit(0).alias("pseudo_group")
+    )
+    emb = np.random.default_rng(0).normal(size=(train.height, 5))
+    report = write_report(
+        runs, tmp_path / "rep", table=t, scores=scores, embeddings=emb, embedding_ids=train["sample_id"].to_list()
+    )
+    text = report.read_text()
+    assert "| erm | erm | keep-all | 0.6500 | 0.4000 | 0.9000 | true |" in text
+    for png in ("group_accuracy.png", "score_histograms.png", "embedding_map.png"):
+        assert f"({png})" in text
+        assert Image.open(tmp_path / "rep" / png).size[0] > 100
+    with pytest.raises(InputDataError, match="no metrics.json"):
+        write_report([tmp_path / "nope"], tmp_path / "rep2")
