@@ -58,9 +58,7 @@ def dynamics(
     cache: bool = typer.Option(True, help="reuse a finished recording"),
 ) -> None:
     """Train a proxy head on the embeddings, record training dynamics, and write every dynamics score."""
-    ws = api.Workspace(workspace)
-    table = ws.table()
-    emb = api.EmbeddingTable.load(ws.lookup("embed", encoder))
+    table, emb, _, _ = api.workspace_signals(workspace, encoder)
     cfg = api.ProxyConfig(
         head=head,
         hidden=hidden,
@@ -71,9 +69,9 @@ def dynamics(
         runs=runs,
         seed=seed,
     )
-    log = api.record_dynamics(table, emb, config=cfg, device=device, cache=cache, workspace=ws)
+    log = api.record_dynamics(table, emb, config=cfg, device=device, cache=cache, workspace=workspace)
     scores = api.score_dynamics(log)
-    out = api.write_scores(ws, "dynamics", scores)
+    out = api.write_scores(workspace, "dynamics", scores)
     console.print(f"{log.frame.height} records ({len(log.runs)} run(s) x {log.n_epochs} epochs); scores in {out}")
     show(api.summarize_by_group(table, scores), "mean score by group (train split)")
 
@@ -88,16 +86,14 @@ def cluster(
     cache: bool = typer.Option(True, help="reuse a cached result"),
 ) -> None:
     """Spherical k-means within each class of the train split (FAISS); print the cluster summary."""
-    ws = api.Workspace(workspace)
-    table = ws.table()
-    emb = api.EmbeddingTable.load(ws.lookup("embed", encoder))
+    table, emb, _, _ = api.workspace_signals(workspace, encoder)
     assign, summary = api.cluster(
         table,
         emb,
         config=api.KMeansConfig(k=k, k_max=k_max, seed=seed),
         index_backend=index_backend,
         cache=cache,
-        workspace=ws,
+        workspace=workspace,
     )
     if table.has_groups:
         comp = (

@@ -61,7 +61,7 @@ class FinetuneConfig:
         self.train_config()
 
     def train_config(self) -> TrainConfig:
-        """The loop settings (selection happens per epoch, so the loop runs one epoch at a time)."""
+        """The loop settings (the best epoch is picked by a hook on validation WGA)."""
         return TrainConfig(
             epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, seed=self.seed
         )
@@ -175,13 +175,10 @@ def train_head(
     xv = (_rows_matrix(emb, val_ids) - mu) / sd
     xt = (_rows_matrix(emb, test_ids) - mu) / sd
     n_classes = max(table.n_classes, int(y.max()) + 1)
-    tcfg = cfg.train_config()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, "finetune-init"))
         model = make_head(cfg.head, x.shape[1], n_classes, hidden=cfg.hidden)
-    batches = TensorBatches(
-        torch.from_numpy(x), torch.from_numpy(y), batch_size=cfg.batch_size, seed=cfg.seed, weight=torch.from_numpy(w)
-    )
+    extra: dict[str, Any] = {}
     method: Any = ERM(model)
     if cfg.method == "groupdro":
         key = S.GROUP if cfg.groups == "true" else S.PSEUDO_GROUP
@@ -192,23 +189,24 @@ def train_head(
                 fix="use groups='pseudo' with a discovery, or a dataset with group labels",
             )
         groups = f[key].to_numpy().astype(np.int64)
-        batches.group = torch.from_numpy(groups)  # type: ignore[attr-defined]
+        extra["group"] = torch.from_numpy(groups)
         method = GroupDRO(model, int(groups.max()) + 1, cfg.dro_eta)
-    best: tuple[float, int, dict[str, Any]] | None = None
-    import copy
-
-    for epoch in range(cfg.epochs):
-        fit(
-            method,
-            _Epoch(batches, epoch),
-            TrainConfig(**{**tcfg.to_dict(), "epochs": 1}),
-            desc=f"{cfg.method} epoch {epoch}",
-        )
-        r = evaluate_predictions(table, _frame(val_ids, _predict(model, xv)), split="val", pseudo_groups=pseudo_groups)
-        if best is None or r.acc_wg > best[0] or (r.acc_wg == best[0] and r.acc_avg > 0):
-            best = (r.acc_wg, epoch, copy.deepcopy(model.state_dict()))
-    assert best is not None
-    model.load_state_dict(best[2])
+    batches = TensorBatches(
+        torch.from_numpy(x),
+        torch.from_numpy(y),
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        weight=torch.from_numpy(w),
+        extra=extra,
+    )
+    select = _SelectBest(
+        model,
+        lambda: evaluate_predictions(
+            table, _frame(val_ids, _predict(model, xv)), split="val", pseudo_groups=pseudo_groups
+        ),
+    )
+    fit(method, batches, cfg.train_config(), hooks=[select], desc=cfg.method)
+    model.load_state_dict(select.state)
     model.eval()
     if cfg.method == "dfr":
         pred_v, pred_t = _dfr(model, table, xv, xt, val_ids, cfg.seed)
@@ -217,25 +215,34 @@ def train_head(
     val = evaluate_predictions(table, _frame(val_ids, pred_v), split="val", pseudo_groups=pseudo_groups)
     test = evaluate_predictions(table, _frame(test_ids, pred_t), split="test", pseudo_groups=pseudo_groups)
     preds = pl.concat([_frame(val_ids, pred_v), _frame(test_ids, pred_t)])
-    return FinetuneResult(val, test, best[1], preds, cfg.to_dict())
+    return FinetuneResult(val, test, select.epoch, preds, cfg.to_dict())
 
 
-class _Epoch:
-    """One epoch ``e`` of a batch stream, seen by the loop as a one-epoch run (adds GroupDRO's groups)."""
+class _SelectBest:
+    """Training hook: after each epoch, score validation and keep the state with the best
+    (worst-group accuracy, mean accuracy)."""
 
-    def __init__(self, batches: TensorBatches, epoch: int) -> None:
-        self.batches = batches
-        self.epoch = epoch
+    def __init__(self, model: Any, score: Any) -> None:
+        self.model = model
+        self.score = score
+        self.best: tuple[float, float] | None = None
+        self.epoch = -1
+        self.state: dict[str, Any] = {}
 
-    def __len__(self) -> int:
-        return len(self.batches)
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
 
-    def __call__(self, epoch: int) -> Any:
-        group = getattr(self.batches, "group", None)
-        for b in self.batches(self.epoch):
-            if group is not None:
-                b["group"] = group[b["index"]]
-            yield b
+    def on_batch(self, epoch: int, batch: dict[str, Any], out: dict[str, Any]) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int) -> None:
+        import copy
+
+        r = self.score()
+        self.model.train()
+        if self.best is None or (r.acc_wg, r.acc_avg) > self.best:
+            self.best, self.epoch = (r.acc_wg, r.acc_avg), epoch
+            self.state = copy.deepcopy(self.model.state_dict())
 
 
 def _dfr(

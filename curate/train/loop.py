@@ -82,19 +82,29 @@ class Batches(Protocol):
 
 
 class TensorBatches:
-    """Shuffled mini-batches over in-memory tensors; keys: ``x``, ``label``, ``index`` (+ ``weight``).
+    """Shuffled mini-batches over in-memory tensors; keys: ``x``, ``label``, ``index``, ``weight`` when
+    given, and one key per ``extra`` per-sample tensor (e.g. GroupDRO's ``group``).
 
     The order of epoch ``e`` depends only on ``(seed, e)``, so resuming reproduces it.
     """
 
     def __init__(
-        self, x: Any, label: Any, *, batch_size: int, seed: int, weight: Any = None, device: str = "cpu"
+        self,
+        x: Any,
+        label: Any,
+        *,
+        batch_size: int,
+        seed: int,
+        weight: Any = None,
+        extra: dict[str, Any] | None = None,
+        device: str = "cpu",
     ) -> None:
         import torch
 
         self.x = x.to(device)
         self.label = label.to(device)
         self.weight = None if weight is None else weight.to(device)
+        self.extra = {k: v.to(device) for k, v in (extra or {}).items()}
         self.index = torch.arange(len(label), device=device)
         self.batch_size = batch_size
         self.seed = seed
@@ -113,6 +123,8 @@ class TensorBatches:
             b = {"x": self.x[i], "label": self.label[i], "index": self.index[i]}
             if self.weight is not None:
                 b["weight"] = self.weight[i]
+            for k, v in self.extra.items():
+                b[k] = v[i]
             yield b
 
 
