@@ -16,13 +16,19 @@ def finetune(
     workspace: Path = typer.Argument(..., help="workspace (after `curate embed`)"),
     manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest to train on"),
     method: str = typer.Option(
-        "erm", help="erm, groupdro, dfr (heads on embeddings) or masktune (small CNN on images)"
+        "erm",
+        help="erm, groupdro, dfr; masktune (small CNN on images); contrastive (CLIP-style pair, attributes in words)",
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="run folder (metrics.json, predictions.parquet)"),
+    out: Path = typer.Option(..., "--out", "-o", help="run folder (metrics, predictions, checkpoints, dynamics)"),
+    backbone: str = typer.Option("head", help="head: on the frozen embeddings; cnn: a small CNN on the images"),
     head: str = typer.Option("linear", help="linear or mlp head on the frozen embeddings"),
     epochs: int = typer.Option(30, help="epochs (the best by validation worst-group accuracy is kept)"),
     lr: float = typer.Option(1e-3, help="AdamW learning rate"),
     groups: str = typer.Option("true", help="GroupDRO groups: true or pseudo"),
+    spurious: list[str] = typer.Option(
+        [], "--spurious", help="contrastive: a spurious attribute in words (repeatable; default: the dataset's)"
+    ),
+    text_encoder: str | None = typer.Option(None, help="contrastive: prompt tower (default: CLIP's own, else minilm)"),
     encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
     seed: int = typer.Option(0, help="seed"),
 ) -> None:
@@ -36,8 +42,14 @@ def finetune(
             f"acc_avg {mt.test.acc_avg:.4f}; selective: coverage {mt.coverage:.3f}, accuracy {mt.selective_accuracy:.4f} -> {out}"
         )
         return
-    cfg = api.FinetuneConfig(method=method, head=head, epochs=epochs, lr=lr, groups=groups, seed=seed)
-    r = api.finetune(table, emb, m, cfg, out=out)
+    if method == "contrastive":
+        ccfg = api.ContrastiveConfig(spurious=tuple(spurious), epochs=epochs, seed=seed)
+        r = api.contrastive(table, emb, m, ccfg, text_encoder=text_encoder, out=out)
+    else:
+        cfg = api.FinetuneConfig(
+            method=method, backbone=backbone, head=head, epochs=epochs, lr=lr, groups=groups, seed=seed
+        )
+        r = api.finetune(table, emb, m, cfg, out=out)
     console.print(
         f"{method} on {m.method} manifest: best epoch {r.best_epoch}; "
         f"test acc_wg {r.test.acc_wg:.4f}, acc_avg {r.test.acc_avg:.4f} ({r.test.group_source} groups) -> {out}"

@@ -34,7 +34,14 @@ from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig, train_proxy
 from curate.embed import ENCODERS, EmbeddingTable, create_encoder, embed_table
 from curate.errors import ConfigError, InputDataError
 from curate.eval import auroc, minority_flags, write_report
-from curate.finetune import FinetuneConfig, FinetuneResult, MaskTuneConfig, MaskTuneResult, train_head
+from curate.finetune import (
+    ContrastiveConfig,
+    FinetuneConfig,
+    FinetuneResult,
+    MaskTuneConfig,
+    MaskTuneResult,
+    train_head,
+)
 from curate.index import INDEX_BACKENDS, KMeansConfig, KnnIndex, cluster_per_class, get_backend
 from curate.manifest import MANIFEST_FORMATS, Manifest, read_manifest, write_manifest
 from curate.select import (
@@ -53,6 +60,7 @@ CLUSTER_VERSION = 1
 
 __all__ = [
     "BalanceConfig",
+    "ContrastiveConfig",
     "Discovery",
     "EmbeddingTable",
     "FinetuneConfig",
@@ -698,39 +706,94 @@ def balance(table: SampleTable, discovery: Discovery | None, *, groups: str = "p
 
 def finetune(
     table: SampleTable,
-    embeddings: EmbeddingTable,
+    embeddings: EmbeddingTable | None,
     manifest: Manifest,
     config: FinetuneConfig | None = None,
     *,
     discovery: Discovery | None = None,
     out: str | Path | None = None,
 ) -> FinetuneResult:
-    """Train a head on the manifest's rows (ERM, GroupDRO or DFR; see :class:`FinetuneConfig`),
-    select the epoch by validation worst-group accuracy and evaluate on test.
+    """Train on the manifest's rows (ERM, GroupDRO or DFR; a head on ``embeddings`` or a CNN on the
+    images, see :class:`FinetuneConfig`), select the epoch by validation worst-group accuracy and
+    evaluate on test.
 
-    With ``out``: writes ``metrics.json`` (val and test: acc_avg, acc_wg, adj_acc_avg, groups, ...)
-    and ``predictions.parquet`` there, atomically.
+    With ``out``: checkpoints (a rerun resumes), per-sample dynamics, ``metrics.json`` (val and test:
+    acc_avg, acc_wg, adj_acc_avg, groups, ...) and ``predictions.parquet``, written atomically.
     """
-    from curate._core.io import atomic_path, write_json_atomic
 
     pseudo = None if discovery is None else discovery.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
-    result = train_head(manifest, table, embeddings, config or FinetuneConfig(), pseudo_groups=pseudo)
+    result = train_head(manifest, table, embeddings, config or FinetuneConfig(), pseudo_groups=pseudo, out=out)
     if out is not None:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            folder / "metrics.json",
-            {
-                "method": result.config["method"],
-                "manifest": manifest.provenance,
-                "config": result.config,
-                "best_epoch": result.best_epoch,
-                "val": result.val.to_dict(),
-                "test": result.test.to_dict(),
-            },
-        )
-        with atomic_path(folder / "predictions.parquet") as tmp:
-            result.predictions.write_parquet(tmp)
+        _write_run(out, result, manifest)
+    return result
+
+
+def _write_run(out: str | Path, result: FinetuneResult, manifest: Manifest) -> None:
+    from curate._core.io import atomic_path, write_json_atomic
+
+    folder = Path(out)
+    write_json_atomic(
+        folder / "metrics.json",
+        {
+            "method": result.config["method"],
+            "manifest": manifest.provenance,
+            "config": result.config,
+            "best_epoch": result.best_epoch,
+            "val": result.val.to_dict(),
+            "test": result.test.to_dict(),
+        },
+    )
+    with atomic_path(folder / "predictions.parquet") as tmp:
+        result.predictions.write_parquet(tmp)
+
+
+def contrastive(
+    table: SampleTable,
+    embeddings: EmbeddingTable,
+    manifest: Manifest,
+    config: ContrastiveConfig | None = None,
+    *,
+    text_encoder: str | None = None,
+    discovery: Discovery | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+) -> FinetuneResult:
+    """The multi-modal contrastive method (Yang et al., ICML 2023) on the manifest's rows.
+
+    The input tower is the one that made ``embeddings``; the prompt tower is ``text_encoder``
+    (default: the same ``clip:`` model when the embeddings are CLIP's, whose projections then start
+    aligned, else ``minilm``). Spurious attributes in words come from ``config.spurious`` or the
+    dataset's attribute names. With ``out``: as :func:`finetune`.
+    """
+    import torch
+
+    from curate.finetune import train_contrastive
+
+    source = str(embeddings.meta.get("encoder", ""))
+    is_clip = source.startswith("clip:")
+    spec = text_encoder or (source if is_clip else "minilm")
+    encoder = create_encoder(spec)
+    encoder.check_modality("text")
+    dev = resolve_device(device)
+
+    def encode_text(texts: list[str]) -> np.ndarray:
+        encoder.load(dev)
+        with torch.inference_mode():
+            return encoder.encode_text(texts).float().cpu().numpy()
+
+    pseudo = None if discovery is None else discovery.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
+    result = train_contrastive(
+        manifest,
+        table,
+        embeddings,
+        encode_text,
+        config or ContrastiveConfig(),
+        identity=is_clip and spec == source,
+        pseudo_groups=pseudo,
+        out=out,
+    )
+    if out is not None:
+        _write_run(out, result, manifest)
     return result
 
 

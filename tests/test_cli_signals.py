@@ -57,6 +57,21 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "test acc_wg" in r.stdout and (tmp_path / "run" / "metrics.json").exists()
+    for method, manifest, extra in (  # every method trains and evaluates from the CLI
+        ("erm", "4-select.parquet", ["--head", "mlp"]),  # JTT = ERM on the jtt manifest
+        ("groupdro", "3-balance.parquet", []),
+        ("dfr", "5-select.parquet", []),
+        ("erm", "5-select.parquet", ["--backbone", "cnn"]),
+        ("masktune", "5-select.parquet", []),
+        ("contrastive", "3-balance.parquet", ["--spurious", "red background", "--spurious", "blue background"]),
+    ):
+        run_dir = tmp_path / f"run-{method}-{manifest}"
+        args = ["--manifest", str(tmp_path / "m" / manifest), "--method", method, "--epochs", "2"]
+        r = run("finetune", str(ws), *args, *extra, "--out", str(run_dir))
+        assert r.returncode == 0, (method, r.stderr)
+        assert "test acc_wg" in r.stdout and (run_dir / "metrics.json").exists()
+        r = run("evaluate", str(run_dir))
+        assert r.returncode == 0 and "acc_wg" in r.stdout, (method, r.stderr)
     r = run("evaluate", str(tmp_path / "run"))
     assert r.returncode == 0 and "acc_wg" in r.stdout and "digit < 5 / blue" in r.stdout
     r = run("export", str(out), "--out", str(tmp_path / "m" / "keep.csv"))

@@ -33,6 +33,7 @@ class RawTable:
     label_names: tuple[str, ...] | None = None
     group_names: tuple[str, ...] | None = None
     required_splits: tuple[str, ...] = ("train",)
+    attribute_names: tuple[str, ...] | None = None
 
 
 Reader = Callable[..., RawTable]
@@ -161,6 +162,7 @@ def read_subpopbench(path: Path, *, root: Path | None = None) -> RawTable:
         label_names,
         _group_names(label_names, meta.get("attribute_values"), n_classes, n_attr),
         tuple(meta.get("splits", ("train",))),
+        tuple(meta["attribute_values"]) if "attribute_values" in meta else None,
     )
 
 
@@ -188,7 +190,17 @@ def read_waterbirds(path: Path, *, root: Path | None = None) -> RawTable:
     ).with_columns(pl.col(S.ATTR).alias("place"))
     df, _ = _with_groups(df)
     labels = ("landbird", "waterbird")
-    return RawTable(df, str(file), root or folder, "waterbirds", labels, _group_names(labels, ["land", "water"], 2, 2))
+    places = ("land", "water")
+    return RawTable(
+        df,
+        str(file),
+        root or folder,
+        "waterbirds",
+        labels,
+        _group_names(labels, list(places), 2, 2),
+        ("train",),
+        places,
+    )
 
 
 # --------------------------------------------------------------------------- CelebA
@@ -261,6 +273,8 @@ def read_celeba(
         "celeba",
         labels,
         _group_names(labels, [f"not {spurious}", spurious], 2, 2),
+        ("train",),
+        (f"not {spurious}", spurious),
     )
 
 
@@ -297,7 +311,7 @@ def read_civilcomments(path: Path, *, identity: str = "any", threshold: float = 
     df, _ = _with_groups(df)
     labels = ("non-toxic", "toxic")
     an = [f"no {identity} identity", f"{identity} identity"]
-    return RawTable(df, str(file), None, "civilcomments", labels, _group_names(labels, an, 2, 2))
+    return RawTable(df, str(file), None, "civilcomments", labels, _group_names(labels, an, 2, 2), ("train",), tuple(an))
 
 
 # --------------------------------------------------------------------------- ImageFolder

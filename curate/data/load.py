@@ -86,7 +86,13 @@ def load_dataset(
         required_splits=raw.required_splits,
     )
     table = SampleTable(
-        frame, root=raw.root, name=raw.name, source=raw.source, label_names=raw.label_names, group_names=raw.group_names
+        frame,
+        root=raw.root,
+        name=raw.name,
+        source=raw.source,
+        label_names=raw.label_names,
+        group_names=raw.group_names,
+        attribute_names=raw.attribute_names,
     )
     logger.info("loaded %d samples from %s (%s layout)", len(table), raw.source, name)
     return table, LoadReport(name, tuple(dropped))

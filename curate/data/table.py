@@ -27,6 +27,7 @@ class SampleTable:
         source: the file or folder it was read from.
         label_names: class names by label index, when known.
         group_names: group names by group index, when known.
+        attribute_names: the spurious attribute's values in words (e.g. "grass", "brick"), when known.
     """
 
     frame: pl.DataFrame
@@ -35,6 +36,7 @@ class SampleTable:
     source: str | None = None
     label_names: tuple[str, ...] | None = None
     group_names: tuple[str, ...] | None = field(default=None)
+    attribute_names: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
         S.validate_frame(self.frame, required=(S.SAMPLE_ID, S.LABEL, S.SPLIT), where=self.where)

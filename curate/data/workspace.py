@@ -75,6 +75,7 @@ class Workspace:
                     "root": None if table.root is None else str(table.root.resolve()),
                     "label_names": table.label_names,
                     "group_names": table.group_names,
+                    "attribute_names": table.attribute_names,
                 },
                 "outputs": {},
             },
@@ -92,6 +93,7 @@ class Workspace:
             source=d["source"],
             label_names=None if d["label_names"] is None else tuple(d["label_names"]),
             group_names=None if d["group_names"] is None else tuple(d["group_names"]),
+            attribute_names=None if d.get("attribute_names") is None else tuple(d["attribute_names"]),
         )
 
     def record(self, stage: str, name: str, folder: Path, **meta: Any) -> None:

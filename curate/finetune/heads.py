@@ -1,4 +1,5 @@
-"""Training on a manifest with a head on frozen embeddings: ERM, GroupDRO and DFR.
+"""Training on a manifest: ERM, GroupDRO and DFR, with a head on frozen embeddings (``backbone="head"``)
+or a small CNN trained from scratch on the manifest's images (``backbone="cnn"``).
 
 * ``erm`` — weighted cross-entropy over the manifest's rows (its weights and mixing pairs are the
   curation); JTT's second stage is ``erm`` on a ``jtt`` manifest (its error set upweighted).
@@ -11,27 +12,33 @@
   the final head averages heads fit on several group-balanced draws.
 
 Model selection: the epoch with the best validation worst-group accuracy (true groups when the
-dataset has them, else pseudo-groups; the result says which).
+dataset has them, else pseudo-groups; the result says which). With a run folder, the loop keeps
+checkpoints (a rerun resumes) and records per-sample dynamics of the manifest's rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from curate._core import schema as S
+from curate._core.cache import fingerprint
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 from curate.eval import PREDICTION, EvalResult, evaluate_predictions
+from curate.finetune._loop import claim_run, fit_selected
+from curate.finetune.images import IMAGE_SIZE, load_images, small_cnn
 from curate.manifest import MIX_LAMBDA, MIX_WITH, Manifest
-from curate.train import ERM, HEADS, TensorBatches, TrainConfig, fit, make_head
+from curate.train import ERM, HEADS, TensorBatches, TrainConfig, make_head
 
 METHODS = ("erm", "groupdro", "dfr")
+BACKBONES = ("head", "cnn")
 DFR_CS = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 DFR_HEADS = 10
 
@@ -41,6 +48,7 @@ class FinetuneConfig:
     """Head training settings; ``groups``: ``true`` or ``pseudo`` (GroupDRO's groups)."""
 
     method: str = "erm"
+    backbone: str = "head"
     head: str = "linear"
     hidden: int = 256
     epochs: int = 30
@@ -49,11 +57,14 @@ class FinetuneConfig:
     batch_size: int = 128
     dro_eta: float = 0.01
     groups: str = "true"
+    image_size: int = IMAGE_SIZE
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError.bad_param("FinetuneConfig()", "method", f"one of {METHODS}", self.method)
+        if self.backbone not in BACKBONES:
+            raise ConfigError.bad_param("FinetuneConfig()", "backbone", f"one of {BACKBONES}", self.backbone)
         if self.head not in HEADS:
             raise ConfigError.bad_param("FinetuneConfig()", "head", f"one of {HEADS}", self.head)
         if self.groups not in ("true", "pseudo"):
@@ -116,45 +127,78 @@ def _rows_matrix(emb: EmbeddingTable, ids: list[str]) -> np.ndarray:
 
 def manifest_inputs(manifest: Manifest, emb: EmbeddingTable, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """Standardised embeddings of the manifest's rows, mixing pairs applied at the embedding level."""
+    return mix_rows(manifest, lambda ids: (_rows_matrix(emb, ids) - mu) / sd)
+
+
+def mix_rows(manifest: Manifest, rows: Any) -> np.ndarray:
+    """``rows(ids)`` for the manifest's rows with its mixing pairs applied: ``λ·partner + (1-λ)·row``."""
     f = manifest.frame
-    x = (_rows_matrix(emb, f[S.SAMPLE_ID].to_list()) - mu) / sd
+    x = rows(f[S.SAMPLE_ID].to_list())
     mixed = f[MIX_WITH].is_not_null().to_numpy()
     if mixed.any():
-        partners = (_rows_matrix(emb, f.filter(pl.col(MIX_WITH).is_not_null())[MIX_WITH].to_list()) - mu) / sd
-        lam = f.filter(pl.col(MIX_WITH).is_not_null())[MIX_LAMBDA].to_numpy()[:, None]
-        x[mixed] = lam * partners + (1 - lam) * x[mixed]
+        pairs = f.filter(pl.col(MIX_WITH).is_not_null())
+        lam = pairs[MIX_LAMBDA].to_numpy().reshape(-1, *([1] * (x.ndim - 1)))
+        x[mixed] = lam * rows(pairs[MIX_WITH].to_list()) + (1 - lam) * x[mixed]
     return x
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+def _outputs(model: Any, x: np.ndarray, which: int, chunk: int = 1024) -> np.ndarray:
     import torch
 
+    model.eval()
     with torch.inference_mode():
-        logits, _ = model(torch.from_numpy(x))
-    return logits.argmax(1).numpy()
+        return torch.cat([model(torch.from_numpy(x[s : s + chunk]))[which] for s in range(0, len(x), chunk)]).numpy()
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return _outputs(model, x, 0).argmax(1)
 
 
 def _features(model: Any, x: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        _, h = model(torch.from_numpy(x))
-    return h.numpy()
+    return _outputs(model, x, 1)
 
 
 def _frame(ids: list[str], pred: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame({S.SAMPLE_ID: ids, PREDICTION: pred.astype(np.int64)})
 
 
+def _inputs(
+    manifest: Manifest, table: SampleTable, emb: EmbeddingTable | None, cfg: FinetuneConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
+    """Training rows (mixing applied), val and test inputs for the configured backbone."""
+    val_ids = table.split("val").frame[S.SAMPLE_ID].to_list()
+    test_ids = table.split("test").frame[S.SAMPLE_ID].to_list()
+    if not val_ids or not test_ids:
+        raise InputDataError("fine-tuning needs non-empty val and test splits", file=table.where)
+    if cfg.backbone == "cnn":
+
+        def pixels(ids: list[str]) -> np.ndarray:
+            return load_images(table, ids, size=cfg.image_size)
+
+        return mix_rows(manifest, pixels), pixels(val_ids), pixels(test_ids), val_ids, test_ids
+    if emb is None:
+        raise InputDataError("a head on embeddings needs the embeddings", file=table.where, fix="run `curate embed`")
+    train_x_raw = _rows_matrix(emb, table.split("train").frame[S.SAMPLE_ID].to_list())
+    mu, sd = train_x_raw.mean(0), train_x_raw.std(0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    xv = (_rows_matrix(emb, val_ids) - mu) / sd
+    xt = (_rows_matrix(emb, test_ids) - mu) / sd
+    return manifest_inputs(manifest, emb, mu, sd), xv, xt, val_ids, test_ids
+
+
 def train_head(
     manifest: Manifest,
     table: SampleTable,
-    emb: EmbeddingTable,
+    emb: EmbeddingTable | None,
     cfg: FinetuneConfig,
     *,
     pseudo_groups: pl.DataFrame | None = None,
+    out: str | Path | None = None,
 ) -> FinetuneResult:
-    """Train a head on the manifest's rows, select the epoch by validation WGA, evaluate on test.
+    """Train on the manifest's rows, select the epoch by validation WGA, evaluate on test.
+
+    ``emb`` may be None for ``backbone="cnn"``. With ``out``: checkpoints (resumed by a rerun) and
+    per-sample dynamics of the manifest's rows are written there.
 
     Raises:
         InputDataError: GroupDRO without groups, or DFR without true groups on the val split.
@@ -162,22 +206,20 @@ def train_head(
     import torch
 
     f = manifest.frame
-    train_x_raw = _rows_matrix(emb, table.split("train").frame[S.SAMPLE_ID].to_list())
-    mu, sd = train_x_raw.mean(0), train_x_raw.std(0)
-    sd = np.where(sd > 1e-8, sd, 1.0)
-    x = manifest_inputs(manifest, emb, mu, sd)
+    if out is not None:
+        emb_id = None if emb is None else emb.meta
+        claim_run(Path(out), fingerprint("finetune", f, cfg.to_dict(), table.fingerprint(), emb_id))
+    x, xv, xt, val_ids, test_ids = _inputs(manifest, table, emb, cfg)
     y = f[S.LABEL].to_numpy().astype(np.int64)
     w = f[S.WEIGHT].to_numpy().astype(np.float32)
-    val_ids = table.split("val").frame[S.SAMPLE_ID].to_list()
-    test_ids = table.split("test").frame[S.SAMPLE_ID].to_list()
-    if not val_ids or not test_ids:
-        raise InputDataError("fine-tuning needs non-empty val and test splits", file=table.where)
-    xv = (_rows_matrix(emb, val_ids) - mu) / sd
-    xt = (_rows_matrix(emb, test_ids) - mu) / sd
     n_classes = max(table.n_classes, int(y.max()) + 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, "finetune-init"))
-        model = make_head(cfg.head, x.shape[1], n_classes, hidden=cfg.hidden)
+        model = (
+            small_cnn(n_classes)
+            if cfg.backbone == "cnn"
+            else make_head(cfg.head, x.shape[1], n_classes, hidden=cfg.hidden)
+        )
     extra: dict[str, Any] = {}
     method: Any = ERM(model)
     if cfg.method == "groupdro":
@@ -199,15 +241,17 @@ def train_head(
         weight=torch.from_numpy(w),
         extra=extra,
     )
-    select = _SelectBest(
-        model,
+    best_epoch = fit_selected(
+        method,
+        batches,
+        cfg.train_config(),
         lambda: evaluate_predictions(
             table, _frame(val_ids, _predict(model, xv)), split="val", pseudo_groups=pseudo_groups
         ),
+        out=out,
+        record=(f[S.SAMPLE_ID].to_list(), y, n_classes),
+        desc=f"{cfg.method} ({cfg.backbone})",
     )
-    fit(method, batches, cfg.train_config(), hooks=[select], desc=cfg.method)
-    model.load_state_dict(select.state)
-    model.eval()
     if cfg.method == "dfr":
         pred_v, pred_t = _dfr(model, table, xv, xt, val_ids, cfg.seed)
     else:
@@ -215,34 +259,7 @@ def train_head(
     val = evaluate_predictions(table, _frame(val_ids, pred_v), split="val", pseudo_groups=pseudo_groups)
     test = evaluate_predictions(table, _frame(test_ids, pred_t), split="test", pseudo_groups=pseudo_groups)
     preds = pl.concat([_frame(val_ids, pred_v), _frame(test_ids, pred_t)])
-    return FinetuneResult(val, test, select.epoch, preds, cfg.to_dict())
-
-
-class _SelectBest:
-    """Training hook: after each epoch, score validation and keep the state with the best
-    (worst-group accuracy, mean accuracy)."""
-
-    def __init__(self, model: Any, score: Any) -> None:
-        self.model = model
-        self.score = score
-        self.best: tuple[float, float] | None = None
-        self.epoch = -1
-        self.state: dict[str, Any] = {}
-
-    def on_epoch_start(self, epoch: int) -> None:
-        pass
-
-    def on_batch(self, epoch: int, batch: dict[str, Any], out: dict[str, Any]) -> None:
-        pass
-
-    def on_epoch_end(self, epoch: int) -> None:
-        import copy
-
-        r = self.score()
-        self.model.train()
-        if self.best is None or (r.acc_wg, r.acc_avg) > self.best:
-            self.best, self.epoch = (r.acc_wg, r.acc_avg), epoch
-            self.state = copy.deepcopy(self.model.state_dict())
+    return FinetuneResult(val, test, best_epoch, preds, cfg.to_dict())
 
 
 def _dfr(

@@ -73,3 +73,62 @@ def test_oracle_beats_erm_and_dfr_runs(planted, tmp_path: Path) -> None:  # type
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test"]["acc_wg"] == oracle.test.acc_wg and metrics["manifest"]["method"] == "oracle"
     assert pl.read_parquet(tmp_path / "run" / "predictions.parquet").height == 400 + 200
+
+
+def test_run_folder_resumes_after_a_crash_with_the_same_result(planted, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from curate.finetune import _loop
+
+    table, emb, _ = planted
+    manifest = api.select("keep-all", table)
+    cfg = FinetuneConfig(epochs=5, lr=0.01, head="mlp", hidden=16)
+    whole = api.finetune(table, emb, manifest, cfg, out=tmp_path / "whole")
+    original = _loop.SelectBest.on_epoch_end
+
+    def crash_at_3(self, epoch: int) -> None:  # type: ignore[no-untyped-def]
+        if epoch == 3:
+            raise KeyboardInterrupt  # killed in the middle of the run
+        original(self, epoch)
+
+    monkeypatch.setattr(_loop.SelectBest, "on_epoch_end", crash_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        api.finetune(table, emb, manifest, cfg, out=tmp_path / "crashed")
+    monkeypatch.setattr(_loop.SelectBest, "on_epoch_end", original)
+    assert not (tmp_path / "crashed" / "metrics.json").exists()
+    resumed = api.finetune(table, emb, manifest, cfg, out=tmp_path / "crashed")
+    assert resumed.best_epoch == whole.best_epoch
+    assert resumed.predictions.equals(whole.predictions)
+    shards = sorted(p.name for p in (tmp_path / "crashed" / "dynamics" / "run=0").iterdir())
+    assert shards == [f"epoch={e:04d}.parquet" for e in range(5)]
+    # another manifest in the same folder starts over instead of mixing two runs
+    other = api.finetune(table, emb, api.select("oracle", table), cfg, out=tmp_path / "crashed")
+    assert other.predictions.equals(api.finetune(table, emb, api.select("oracle", table), cfg).predictions)
+
+
+def test_small_cnn_backbone_on_images(digits_dir: Path, tmp_path: Path) -> None:
+    table = api.load_dataset(digits_dir)
+    cfg = FinetuneConfig(backbone="cnn", epochs=3, lr=3e-3)
+    r = api.finetune(table, None, api.select("keep-all", table), cfg, out=tmp_path / "cnn")
+    # from scratch on 1,000 images the CNN takes the colour shortcut: the majority groups are right
+    assert r.test.groups["0"] > 0.9 and r.test.groups["3"] > 0.9 and r.config["backbone"] == "cnn"
+    assert (tmp_path / "cnn" / "checkpoints" / "best.pt").exists()
+
+
+def test_mixing_pairs_apply_to_pixels() -> None:
+    from curate.finetune.heads import mix_rows
+
+    rows = manifest_frame(
+        pl.DataFrame(
+            {
+                "sample_id": ["a", "b"],
+                "source": ["a", "b"],
+                "label": [0, 0],
+                "weight": [1.0, 1.0],
+                "mix_with": ["b", None],
+                "mix_lambda": [0.8, None],
+            }
+        )
+    )
+    images = {"a": np.zeros((3, 2, 2), np.float32), "b": np.ones((3, 2, 2), np.float32)}
+    x = mix_rows(Manifest(rows), lambda ids: np.stack([images[i] for i in ids]))
+    np.testing.assert_allclose(x[0], 0.8)
+    np.testing.assert_allclose(x[1], 1.0)

@@ -119,7 +119,7 @@ BENCHMARKS.add(
         "spurious attribute = an injected cue phrase (MultiNLI/CivilComments analogue)",
         label_names=("people & life", "technology, science & work"),
         attribute_name="cue",
-        attribute_values=("no cue", "cue"),
+        attribute_values=("no cue", "believe it or not"),
         id_prefix="fc",
         defaults=(4000, 150, 300),
         prepare=_prepare,

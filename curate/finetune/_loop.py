@@ -1,0 +1,114 @@
+"""Shared by every fine-tuning method: the one training loop with model selection on validation
+worst-group accuracy, per-sample dynamics, and checkpoints that a rerun resumes from.
+
+A run folder holds ``checkpoints/`` (the loop's last two epochs and ``best.pt``: the selected state
+and its validation score) and ``dynamics/run=0/epoch=NNNN.parquet`` (the [2/6] recorder's shards
+for the manifest's rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from curate._core.io import atomic_path, write_text_atomic
+from curate.dynamics import DynamicsRecorder
+from curate.eval import EvalResult
+from curate.train import TrainConfig, fit
+
+BEST = "best.pt"
+CHECKPOINTS = "checkpoints"
+DYNAMICS = "dynamics"
+RUN_KEY = "run.key"
+
+logger = logging.getLogger(__name__)
+
+
+def claim_run(folder: Path, key: str) -> None:
+    """Make ``folder`` hold the run identified by ``key``: a run folder left by another run
+    (other manifest or settings) loses its checkpoints and dynamics, so a rerun never mixes two runs."""
+    stamp = folder / RUN_KEY
+    if stamp.exists() and stamp.read_text() == key:
+        return
+    for sub in (CHECKPOINTS, DYNAMICS, "align"):
+        if (folder / sub).exists():
+            logger.warning("%s held another run (other manifest or settings): starting it over", folder)
+            shutil.rmtree(folder / sub)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(stamp, key)
+
+
+class SelectBest:
+    """Training hook: after each epoch, score validation and keep the state with the best
+    (worst-group accuracy, mean accuracy); with ``folder``, the best state survives a restart."""
+
+    def __init__(self, model: Any, score: Callable[[], EvalResult], folder: Path | None = None) -> None:
+        self.model = model
+        self.score = score
+        self.folder = folder
+        self.best: tuple[float, float] | None = None
+        self.epoch = -1
+        self.state: dict[str, Any] = {}
+        if folder is not None and (folder / BEST).exists():
+            import torch
+
+            saved = torch.load(folder / BEST, weights_only=True)
+            self.best, self.epoch, self.state = tuple(saved["best"]), int(saved["epoch"]), saved["state"]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def on_batch(self, epoch: int, batch: dict[str, Any], out: dict[str, Any]) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int) -> None:
+        import copy
+
+        r = self.score()
+        self.model.train()
+        if self.best is None or (r.acc_wg, r.acc_avg) > self.best:
+            self.best, self.epoch = (r.acc_wg, r.acc_avg), epoch
+            self.state = copy.deepcopy(self.model.state_dict())
+            if self.folder is not None:
+                import torch
+
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with atomic_path(self.folder / BEST) as tmp:
+                    torch.save({"best": list(self.best), "epoch": epoch, "state": self.state}, tmp)
+
+
+def fit_selected(
+    method: Any,
+    batches: Any,
+    cfg: TrainConfig,
+    score: Callable[[], EvalResult],
+    *,
+    out: str | Path | None = None,
+    record: tuple[list[str], Any, int] | None = None,
+    desc: str = "fine-tune",
+) -> int:
+    """Train with :func:`curate.train.fit`, load the best validation state into ``method.model``.
+
+    Args:
+        score: evaluates the current model on validation.
+        out: run folder for checkpoints and dynamics (None: in memory only, nothing resumable).
+        record: ``(ids, labels, n_classes)`` of the training rows, to record per-sample dynamics in ``out``.
+
+    Returns:
+        The selected epoch.
+    """
+    folder = None if out is None else Path(out)
+    select = SelectBest(method.model, score, None if folder is None else folder / CHECKPOINTS)
+    hooks: list[Any] = [select]
+    if folder is not None and record is not None:
+        ids, labels, n_classes = record
+        hooks.append(DynamicsRecorder(folder / DYNAMICS, ids, labels, n_classes))
+    fit(method, batches, cfg, hooks=hooks, checkpoint_dir=None if folder is None else folder / CHECKPOINTS, desc=desc)
+    if not select.state:  # every epoch was already done and no best state was kept: cannot happen with best.pt
+        select.on_epoch_end(cfg.epochs - 1)
+    method.model.load_state_dict(select.state)
+    method.model.eval()
+    return select.epoch

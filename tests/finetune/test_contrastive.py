@@ -1,0 +1,137 @@
+"""The multi-modal contrastive method: its loss on a hand-computed 2x2 case, the spurious term's
+effect, the CLIP identity start, and the API with a real text tower (MiniLM) and a tiny CLIPModel."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from curate import api
+from curate.finetune import ContrastiveConfig, clip_pair, contrastive_loss
+from curate.finetune.contrastive import TERMS, prompt_texts, train_contrastive
+
+
+def test_loss_equals_hand_computation_2x2() -> None:
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # two images, classes 0 and 1
+    y = torch.tensor([0, 1])
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    prompts = torch.tensor([[[1.0, 0.0], [0.6, 0.8]]])  # one template, two classes
+    spur = torch.tensor([[[0.8, 0.6]]])  # one attribute
+    weights = dict(zip(TERMS, (1.0, 2.0, 3.0, 4.0, 5.0), strict=True))
+    total, terms = contrastive_loss(f, y, logits, prompts, spur, weights)
+    # (a) CE: log(1+e^-2), log(1+e^-1)
+    np.testing.assert_allclose(terms["clip"], [math.log1p(math.exp(-2)), math.log1p(math.exp(-1))], rtol=1e-6)
+    # (b) cos(F,F) = I: same-class mean 1/2, other-class mean 0
+    np.testing.assert_allclose(terms["image"], [-0.5, -0.5], atol=1e-6)
+    # (c) f0: cos to t0 = 1 (same), to t1 = .6 -> -1/2 + .6/2; f1: to t1 = .8 (same), to t0 = 0 -> -.8/2
+    np.testing.assert_allclose(terms["crossmodal"], [-0.2, -0.4], atol=1e-6)
+    # (d) prompts: cos(t0,t1) = .6 -> -1/2 + .6/2 for both classes
+    np.testing.assert_allclose(terms["language"], [-0.2, -0.2], atol=1e-6)
+    # (e) |cos(f0,s)| + |cos(t0,s)| = .8 + .8 ; |cos(f1,s)| + |cos(t1,s)| = .6 + .96
+    np.testing.assert_allclose(terms["spurious"], [1.6, 1.56], atol=1e-6)
+    expected = [
+        math.log1p(math.exp(-2)) - 1.0 - 0.6 - 0.8 + 8.0,
+        math.log1p(math.exp(-1)) - 1.0 - 1.2 - 0.8 + 7.8,
+    ]
+    np.testing.assert_allclose(total, expected, atol=1e-5)
+
+
+def test_prompt_rows_are_template_major() -> None:
+    assert prompt_texts(("cat", "dog"), ("a {}.", "the {}.")) == ["a cat.", "a dog.", "the cat.", "the dog."]
+    # the language term of a class averages that class's rows over templates
+    prompts = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    _, terms = contrastive_loss(
+        torch.eye(2), torch.tensor([0, 1]), torch.zeros(2, 2), prompts, None, {t: 1.0 for t in TERMS}
+    )
+    np.testing.assert_allclose(terms["language"], [-0.5, -0.5], atol=1e-6)  # 2 same of 4, cos 1
+
+
+def test_identity_start_is_zero_shot_clip() -> None:
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(2, 3, 8)).astype(np.float32)
+    model = clip_pair(8, text, None, 16, identity=True)
+    x = torch.from_numpy(rng.normal(size=(5, 8)).astype(np.float32))
+    logits, _ = model(x)
+    t = torch.nn.functional.normalize(torch.from_numpy(text), dim=-1).mean(0)
+    expected = 100 * torch.nn.functional.normalize(x, dim=-1) @ torch.nn.functional.normalize(t, dim=-1).T
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def _word_tower(dim: int = 12):  # type: ignore[no-untyped-def]
+    """A deterministic bag-of-words text tower (fixed random word vectors)."""
+    vectors: dict[str, np.ndarray] = {}
+
+    def encode(texts: list[str]) -> np.ndarray:
+        out = []
+        for t in texts:
+            words = t.lower().replace(".", "").split()
+            for w in words:
+                if w not in vectors:
+                    vectors[w] = np.random.default_rng(sum(map(ord, w)) * 7919 + len(w)).normal(size=dim)
+            out.append(np.sum([vectors[w] for w in words], axis=0))
+        return np.asarray(out, np.float32)
+
+    return encode
+
+
+def test_spurious_term_decorrelates_features_from_the_named_attribute(planted) -> None:  # type: ignore[no-untyped-def]
+    from curate.finetune.contrastive import Contrastive
+    from curate.train import TensorBatches, TrainConfig, fit
+
+    table, emb, _ = planted
+    train = table.split("train").frame
+    x = torch.from_numpy(emb.select(train["sample_id"]).matrix)
+    y = torch.tensor(train["label"].to_numpy())
+    encode = _word_tower()
+    templates = ("a photo of a {}.", "an image of a {}.")
+    classes = encode(prompt_texts(table.label_names, templates)).reshape(2, 2, -1)
+    spur = encode(prompt_texts(("red", "blue"), templates)).reshape(2, 2, -1)
+
+    def alignment(weight: float) -> float:
+        torch.manual_seed(0)
+        model = clip_pair(x.shape[1], classes, spur, 8, identity=False)
+        cfg = ContrastiveConfig(spurious_weight=weight)
+        fit(Contrastive(model, cfg), TensorBatches(x, y, batch_size=64, seed=0), TrainConfig(epochs=5, lr=1e-2))
+        with torch.no_grad():
+            _, f = model(x)
+            _, s = model.prompts()
+            return float((f @ s.reshape(-1, s.shape[-1]).T).abs().mean())
+
+    assert alignment(1.0) < 0.5 * alignment(0.0)
+
+
+def test_needs_attribute_words_and_class_names(planted) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from curate.errors import InputDataError
+
+    table, emb, _ = planted
+    with pytest.raises(InputDataError, match="spurious attributes named in language"):
+        train_contrastive(
+            api.select("keep-all", table), replace(table, attribute_names=None), emb, _word_tower(), ContrastiveConfig()
+        )
+    with pytest.raises(InputDataError, match="class names"):
+        train_contrastive(
+            api.select("keep-all", table), replace(table, label_names=None), emb, _word_tower(), ContrastiveConfig()
+        )
+
+
+@pytest.mark.integration
+def test_api_with_minilm_and_with_a_tiny_clip(planted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.embed import tiny_models
+
+    table, emb, _ = planted
+    cfg = ContrastiveConfig(epochs=2, align_epochs=1, proj_dim=8)
+    r = api.contrastive(table, emb, api.select("oracle", table), cfg, out=tmp_path / "run")
+    assert r.config["spurious"] == ["red", "blue"] and (tmp_path / "run" / "metrics.json").exists()
+    assert (tmp_path / "run" / "dynamics" / "run=0").is_dir()
+    clip = tiny_models.tiny_clip(tmp_path / "clip")
+    small = table.with_frame(table.frame.head(0).vstack(table.frame.filter(table.frame["split"] != "train")))
+    small = small.with_frame(small.frame.vstack(table.frame.filter(table.frame["split"] == "train").head(60)))
+    cemb = api.embed(small, f"clip:{clip}")
+    r = api.contrastive(small, cemb, api.select("keep-all", small), ContrastiveConfig(epochs=1, spurious=("red",)))
+    assert r.config["spurious"] == ["red"] and 0.0 <= r.test.acc_wg <= 1.0
