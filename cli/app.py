@@ -8,7 +8,7 @@ import sys
 import polars as pl
 import typer
 
-from cli import curation, datasets, signals, train
+from cli import curation, datasets, pipeline, signals, train
 from cli._render import console, err_console, show
 from curate import api
 from curate._core.progress import setup_logging
@@ -33,6 +33,7 @@ app.command()(curation.export)
 app.command()(train.finetune)
 app.command()(train.evaluate)
 app.command()(train.report)
+app.command()(pipeline.run)
 
 
 @app.callback()

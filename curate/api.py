@@ -7,6 +7,7 @@ backends are resolved here, once.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import platform
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,7 +59,11 @@ EMBED_VERSION = 1
 DYNAMICS_VERSION = 1
 CLUSTER_VERSION = 1
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "RUN_METHODS",
+    "RUN_STAGES",
     "BalanceConfig",
     "ContrastiveConfig",
     "Discovery",
@@ -99,9 +104,11 @@ __all__ = [
     "mix",
     "prune",
     "read_manifest",
+    "read_run_config",
     "record_dynamics",
     "registries",
     "report",
+    "run",
     "save_discovery",
     "score",
     "score_dynamics",
@@ -637,10 +644,16 @@ def export_manifest(path: str | Path, out: str | Path, *, format: str | None = N
 
 def save_discovery(workspace: str | Path | Workspace, discovery: Discovery) -> Path:
     """Store a discovery in ``WS/detect/<detector>/`` (scores, clusters, config; each file atomic)."""
-    from curate._core.io import atomic_path, write_json_atomic
-
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     folder = ws.path / "detect" / discovery.detector
+    _write_discovery(folder, discovery)
+    ws.record("detect", discovery.detector, folder)
+    return folder
+
+
+def _write_discovery(folder: Path, discovery: Discovery) -> None:
+    from curate._core.io import atomic_path, write_json_atomic
+
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in (("scores", discovery.scores), ("clusters", discovery.clusters)):
         with atomic_path(folder / f"{name}.parquet") as tmp:
@@ -649,16 +662,17 @@ def save_discovery(workspace: str | Path | Workspace, discovery: Discovery) -> P
         folder / "discovery.json",
         {"detector": discovery.detector, "config": discovery.config, "extra": discovery.extra},
     )
-    ws.record("detect", discovery.detector, folder)
-    return folder
 
 
 def load_discovery(workspace: str | Path | Workspace, detector: str | None = None) -> Discovery:
     """Read a discovery saved by :func:`save_discovery` (the only one when ``detector`` is None)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    return _read_discovery(ws.lookup("detect", detector))
+
+
+def _read_discovery(folder: Path) -> Discovery:
     import json
 
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    folder = ws.lookup("detect", detector)
     meta = json.loads((folder / "discovery.json").read_text())
     extra = meta.get("extra", {})
     if "sampling_powers" in extra:
@@ -838,3 +852,207 @@ def report(runs: list[str | Path], out: str | Path, *, workspace: str | Path | N
             ids = scores[S.SAMPLE_ID].to_list()
             matrix = emb.select(ids, what="discovery").matrix
     return write_report([Path(r) for r in runs], out, table=table, scores=scores, embeddings=matrix, embedding_ids=ids)
+
+
+# --------------------------------------------------------------------------------------- curate run
+RUN_METHODS: dict[str, tuple[str, str, bool]] = {
+    # method: (selection, trainer, needs true group labels)
+    "erm": ("keep-all", "erm", False),
+    "prune": ("prune", "erm", False),
+    "mix": ("mix", "erm", False),
+    "balance": ("balance", "erm", False),
+    "jtt": ("jtt", "erm", False),
+    "spare": ("spare", "erm", False),
+    "dfr": ("keep-all", "dfr", True),
+    "groupdro": ("keep-all", "groupdro", True),
+    "masktune": ("keep-all", "masktune", False),
+    "contrastive": ("balance", "contrastive", False),
+    "oracle": ("oracle", "erm", True),
+}
+RUN_SECTIONS = ("embed", "dynamics", "detect", "select", "finetune")
+RUN_STAGES = ("load", "embed", "dynamics", "detect", "select", "finetune", "report")
+DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "minilm"}
+DETECT_VERSION = 1
+
+
+def read_run_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A ``curate run --config`` TOML file: tables ``[embed]``, ``[dynamics]``, ``[detect]``,
+    ``[select]``, ``[finetune]`` whose keys are the fields of that stage's config."""
+    import tomllib
+
+    file = Path(path)
+    try:
+        cfg = tomllib.loads(file.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputDataError(f"cannot read the run config ({e})", file=file, fix="write a valid TOML file") from e
+    return _check_sections(cfg, str(file))
+
+
+def _check_sections(cfg: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    for key, value in cfg.items():
+        if key not in RUN_SECTIONS or not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: unknown section [{key}]; the sections are {', '.join(RUN_SECTIONS)}")
+    return {k: dict(cfg.get(k, {})) for k in RUN_SECTIONS}
+
+
+def _make(cls: Any, section: str, fields: dict[str, Any], **defaults: Any) -> Any:
+    try:
+        return cls(**(defaults | fields))
+    except TypeError as e:
+        raise ConfigError(f"[{section}]: {e} (the fields are those of {cls.__name__})") from e
+
+
+def _cached_detect(
+    table: SampleTable,
+    emb: EmbeddingTable,
+    log: DynamicsLog,
+    proxy: ProxyConfig,
+    params: dict[str, Any],
+    root: Path | None,
+) -> Discovery:
+    params = dict(params)
+    detector = params.pop("detector", DEFAULT_DETECTOR)
+    if detector == "auto":
+        detector = AUTO_DETECTORS[table.modality]
+    parts = (table.fingerprint(), emb.meta, proxy.to_dict(), detector, params)  # the dynamics follow from these
+
+    def compute(folder: Path) -> None:
+        _write_discovery(
+            folder, detect(table, embeddings=emb, dynamics=log, detector=detector, proxy_config=proxy, **params)
+        )
+
+    return _read_discovery(cached_stage("detect", DETECT_VERSION, parts, compute, root=root))
+
+
+def run(
+    data: str | Path | SampleTable,
+    *,
+    method: str,
+    out: str | Path,
+    encoder: str | None = None,
+    seed: int = 0,
+    config: Mapping[str, Any] | None = None,
+    workspace: str | Path | None = None,
+    device: str = "auto",
+    on_stage: Any = None,
+) -> dict[str, Any]:
+    """The whole pipeline: embed → dynamics → detect → select → fine-tune → evaluate → report.
+
+    Every stage is cached (embeddings, dynamics and discovery by content in ``workspace`` or
+    ``$CURATE_CACHE_DIR``; the training run resumes from its checkpoints in ``out/train``), so a rerun
+    after a crash resumes after the last finished stage. Writes ``out/metrics.json`` (test
+    ``acc_avg``, ``acc_wg``, ``adj_acc_avg``, ``groups``, plus full val/test results),
+    ``out/manifest.parquet`` (+ ``manifest.json`` provenance), ``out/scores.parquet``
+    (``sample_id, conflict_score, pseudo_group``), ``out/predictions.parquet`` and ``out/report.md``.
+
+    Args:
+        method: one of :data:`RUN_METHODS`; ``dfr``, ``groupdro`` and ``oracle`` use true group labels
+            (the metrics say so).
+        encoder: default ``efficientnet-lite0`` for images, ``minilm`` for text.
+        config: per-stage settings (see :func:`read_run_config`).
+        on_stage: called as ``on_stage(index, name, detail)`` when a stage finishes (progress).
+
+    Returns:
+        The metrics written to ``out/metrics.json``.
+    """
+    from curate._core.io import atomic_path, write_json_atomic
+
+    if method not in RUN_METHODS:
+        raise ConfigError.bad_param("run()", "method", f"one of {', '.join(RUN_METHODS)}", method)
+    sections = _check_sections(config or {}, "run config")
+    selection, trainer, needs_labels = RUN_METHODS[method]
+    out = Path(out)
+
+    def stage(name: str, detail: str) -> None:
+        k = RUN_STAGES.index(name) + 1
+        logger.info("[%d/%d] %s: %s", k, len(RUN_STAGES), name, detail)
+        if on_stage is not None:
+            on_stage(k, name, detail)
+
+    table = data if isinstance(data, SampleTable) else load_dataset(data)
+    if needs_labels and not table.has_groups:
+        raise InputDataError(
+            f"method {method!r} needs true group labels, and this dataset has none",
+            file=table.where,
+            fix="pick a label-free method: " + ", ".join(m for m, v in RUN_METHODS.items() if not v[2]),
+        )
+    # every setting is checked before any work starts
+    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
+    sel_name = SELECTORS.entry(selection).name
+    sel_cfg = _make(CONFIGS[sel_name], "select", sections["select"], seed=seed)
+    fields = sections["finetune"]
+    train_cfg: Any
+    if trainer == "masktune":
+        train_cfg = _make(MaskTuneConfig, "finetune", fields, seed=seed)
+    elif trainer == "contrastive":
+        train_cfg = _make(ContrastiveConfig, "finetune", fields, seed=seed)
+    else:
+        groups = "true" if trainer == "groupdro" and table.has_groups else "pseudo"
+        train_cfg = _make(FinetuneConfig, "finetune", fields, method=trainer, groups=groups, seed=seed)
+    stage("load", f"{table.name}: {len(table)} samples ({table.modality})")
+    encoder = encoder or DEFAULT_ENCODERS[table.modality]
+    emb = embed(table, encoder, device=device, workspace=workspace, **sections["embed"])
+    stage("embed", f"{encoder}: {emb.dim}-d")
+    log = record_dynamics(table, emb, config=proxy, device=device, workspace=workspace)
+    stage("dynamics", f"{proxy.epochs} epochs of a {proxy.head} proxy")
+    root = None if workspace is None else Workspace(workspace).path
+    disc = _cached_detect(table, emb, log, proxy, sections["detect"], root)
+    stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
+    manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(manifest, out / "manifest.parquet")
+    with atomic_path(out / "scores.parquet") as tmp:
+        disc.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP).write_parquet(tmp)
+    stage("select", f"{sel_name}: {manifest.frame.height} rows")
+    pseudo = disc.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
+    extra: dict[str, Any] = {}
+    preds: pl.DataFrame | None = None
+    if trainer == "masktune":
+        mt = masktune(manifest, table, train_cfg)
+        val, test, best, config_used = mt.val, mt.test, None, mt.config
+        extra = {
+            "erm_test": mt.erm_test.to_dict(),
+            "selective": {"coverage": mt.coverage, "accuracy": mt.selective_accuracy},
+        }
+    elif trainer == "contrastive":
+        r = contrastive(table, emb, manifest, train_cfg, discovery=disc, device=device, out=out / "train")
+        val, test, best, config_used, preds = r.val, r.test, r.best_epoch, r.config, r.predictions
+    else:
+        r = train_head(manifest, table, emb, train_cfg, pseudo_groups=pseudo, out=out / "train")
+        val, test, best, config_used, preds = r.val, r.test, r.best_epoch, r.config, r.predictions
+    stage("finetune", f"{trainer}: test acc_wg {test.acc_wg:.4f}, acc_avg {test.acc_avg:.4f}")
+    uses = {
+        "dfr": "true val groups (last-layer retraining set)",
+        "groupdro": "true train groups",
+        "oracle": "true train groups",
+    }
+    metrics = {
+        "method": method,
+        "dataset": table.name,
+        "encoder": encoder,
+        "seed": seed,
+        "group_labels": uses.get(method, "none (label-free)"),
+        "acc_avg": test.acc_avg,
+        "acc_wg": test.acc_wg,
+        "adj_acc_avg": test.adj_acc_avg,
+        "groups": test.groups,
+        "group_names": test.group_names,
+        "detector": disc.detector,
+        "detection_auroc": detection_auroc(table, disc) if table.has_groups else None,
+        "best_epoch": best,
+        "config": config_used,
+        "manifest": manifest.provenance,
+        "val": val.to_dict(),
+        "test": test.to_dict(),
+        **extra,
+    }
+    if preds is not None:
+        with atomic_path(out / "predictions.parquet") as tmp:
+            preds.write_parquet(tmp)
+    write_json_atomic(out / "metrics.json", metrics)
+    matrix = emb.select(disc.scores[S.SAMPLE_ID], what="discovery").matrix
+    write_report(
+        [out], out, table=table, scores=disc.scores, embeddings=matrix, embedding_ids=disc.scores[S.SAMPLE_ID].to_list()
+    )
+    stage("report", str(out / "report.md"))
+    return metrics

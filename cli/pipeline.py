@@ -1,0 +1,54 @@
+"""``curate run``: the whole pipeline (embed → dynamics → detect → select → fine-tune → evaluate → report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from cli._render import console, show
+from curate import api
+
+
+def run(
+    data: Path = typer.Argument(..., help="dataset: a SubpopBench metadata.csv, a folder, or any supported layout"),
+    method: list[str] = typer.Option(
+        ..., "--method", "-m", help=f"repeatable: {', '.join(api.RUN_METHODS)} (several: one sub-folder each)"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="run folder (metrics.json, manifest, scores, report.md)"),
+    encoder: str | None = typer.Option(
+        None, "--encoder", "-e", help="default: efficientnet-lite0 for images, minilm for text"
+    ),
+    seed: int = typer.Option(0, help="seed of every stage"),
+    config: Path | None = typer.Option(None, help="TOML with [embed] [dynamics] [detect] [select] [finetune] tables"),
+    workspace: Path | None = typer.Option(None, help="where cached stages live (default: $CURATE_CACHE_DIR)"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+) -> None:
+    """Run curation end to end and report worst-group accuracy on the test split."""
+    settings = api.read_run_config(config) if config is not None else None
+    table = api.load_dataset(data)
+    rows = []
+    for m in method:
+        folder = out / m if len(method) > 1 else out
+        console.print(f"[bold]{m}[/bold] -> {folder}")
+        metrics = api.run(
+            table,
+            method=m,
+            out=folder,
+            encoder=encoder,
+            seed=seed,
+            config=settings,
+            workspace=workspace,
+            device=device,
+        )
+        rows.append(
+            {
+                "method": m,
+                "acc_wg": metrics["acc_wg"],
+                "acc_avg": metrics["acc_avg"],
+                "adj_acc_avg": metrics["adj_acc_avg"],
+                "group labels used": metrics["group_labels"],
+            }
+        )
+    show(pl.DataFrame(rows), f"{table.name}: test worst-group accuracy (seed {seed})")

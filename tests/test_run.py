@@ -1,0 +1,77 @@
+"""``curate run``: the whole pipeline on digits-color with a tiny encoder, its outputs, resume and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from curate import api
+from curate.errors import ConfigError, InputDataError
+from tests.embed import tiny_models
+from tests.test_cli import run as cli
+
+FAST = {"dynamics": {"epochs": 4}, "finetune": {"epochs": 3}}
+
+
+@pytest.mark.integration
+def test_run_writes_every_output_and_resumes(digits_dir: Path, tmp_path: Path) -> None:
+    vit = tiny_models.tiny_vit(tmp_path / "vit")
+    toml = tmp_path / "fast.toml"
+    toml.write_text("[dynamics]\nepochs = 4\n\n[finetune]\nepochs = 3\n")
+    out = tmp_path / "runs"
+    r = cli(
+        "run", str(digits_dir / "metadata.csv"), "--encoder", str(vit), "--method", "erm", "--method", "oracle",
+        "--out", str(out), "--config", str(toml), "--workspace", str(tmp_path / "ws"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "test worst-group accuracy" in r.stdout and "true train groups" in r.stdout
+    for m in ("erm", "oracle"):
+        metrics = json.loads((out / m / "metrics.json").read_text())
+        assert {"acc_avg", "acc_wg", "adj_acc_avg", "groups"} <= set(metrics)
+        assert set(metrics["groups"]) == {"0", "1", "2", "3"} and metrics["acc_wg"] == min(metrics["groups"].values())
+        assert (out / m / "manifest.json").exists() and (out / m / "report.md").exists()
+        assert pl.read_parquet(out / m / "manifest.parquet").height > 0
+        scores = pl.read_parquet(out / m / "scores.parquet")
+        assert scores.columns == ["sample_id", "conflict_score", "pseudo_group"] and scores.height == 1000
+    assert json.loads((out / "erm" / "metrics.json").read_text())["group_labels"] == "none (label-free)"
+    # a rerun finds every stage cached and the training run finished: same metrics
+    first = json.loads((out / "erm" / "metrics.json").read_text())
+    r = cli(
+        "run", str(digits_dir / "metadata.csv"), "--encoder", str(vit), "--method", "erm", "--out", str(out / "erm"),
+        "--config", str(toml), "--workspace", str(tmp_path / "ws"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "loaded cached embed" in r.stderr + r.stdout and "loaded cached detect" in r.stderr + r.stdout
+    again = json.loads((out / "erm" / "metrics.json").read_text())
+    assert again["acc_wg"] == first["acc_wg"] and again["groups"] == first["groups"]
+
+
+@pytest.mark.integration
+def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> None:
+    vit = tiny_models.tiny_vit(tmp_path / "vit")
+    table = api.load_dataset(digits_dir)
+    for method in ("prune", "mix", "balance", "jtt", "spare", "dfr", "groupdro", "contrastive"):
+        m = api.run(table, method=method, out=tmp_path / method, encoder=str(vit), config=FAST)
+        assert 0.0 <= m["acc_wg"] <= m["acc_avg"] <= 1.0, method
+        assert m["manifest"]["method"] in ("prune", "mix", "balance", "jtt", "spare", "keep-all"), method
+
+
+def test_run_rejects_bad_settings(digits_dir: Path, tmp_path: Path) -> None:
+    table = api.load_dataset(digits_dir)
+    with pytest.raises(ConfigError, match="unknown section"):
+        api.run(table, method="erm", out=tmp_path / "x", config={"train": {}})
+    with pytest.raises(ConfigError, match="method"):
+        api.run(table, method="ermm", out=tmp_path / "x")
+    with pytest.raises(ConfigError, match=r"\[finetune\]"):
+        api.run(table, method="erm", out=tmp_path / "x", config={"finetune": {"epoch": 3}}, encoder="nope")
+    no_groups = table.with_frame(table.frame.drop("group"))
+    with pytest.raises(InputDataError, match="needs true group labels"):
+        api.run(no_groups, method="oracle", out=tmp_path / "x")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[finetune\nepochs=")
+    with pytest.raises(InputDataError, match="bad.toml"):
+        api.read_run_config(bad)
+    assert not (tmp_path / "x").exists()
