@@ -869,7 +869,23 @@ RUN_METHODS: dict[str, tuple[str, str, bool]] = {
     "contrastive": ("balance", "contrastive", False),
     "oracle": ("oracle", "erm", True),
 }
+RUN_DETECTORS = {"jtt": "jtt", "spare": "spare"}  # methods defined on their own discovery; the rest: auto
+# Choices the papers leave to validation worst-group accuracy (true val groups when known):
+# prune's p (their scripts: 0.1-0.97) and which majority samples count as carriers (the confident
+# half, or all of it); mix's alpha and s (DISPEL's s grid is 1, .9, .8, .7; two points of each here,
+# to keep a run short); JTT's lambda_up (their values: 6, 20, 50, 100). A field set in [select] is
+# not tuned.
+RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "prune": {"fraction": (0.5, 0.9, 0.97), "carrier_quantile": (0.5, 1.0)},
+    "mix": {"alpha": (0.5, 1.0), "s": (1.0, 0.8)},
+    "jtt": {"lambda_up": (6.0, 20.0, 50.0, 100.0)},
+}
 RUN_SECTIONS = ("embed", "dynamics", "detect", "select", "finetune")
+# Which discovery feeds the pseudo-group methods is left open by their papers: `curate run` picks,
+# among these detectors, the one whose pseudo-group-balanced manifest trains the head with the best
+# validation worst-group accuracy (when the dataset has val groups; else `auto`).
+PSEUDO_GROUP_SELECTIONS = ("balance", "prune", "mix")
+DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
 RUN_STAGES = ("load", "embed", "dynamics", "detect", "select", "finetune", "report")
 DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "minilm"}
 DETECT_VERSION = 1
@@ -924,6 +940,71 @@ def _cached_detect(
     return _read_discovery(cached_stage("detect", DETECT_VERSION, parts, compute, root=root))
 
 
+def _choose_detector(
+    table: SampleTable,
+    emb: EmbeddingTable,
+    log: DynamicsLog,
+    proxy: ProxyConfig,
+    params: dict[str, Any],
+    root: Path | None,
+    head: FinetuneConfig,
+) -> tuple[Discovery, dict[str, Any]]:
+    """The candidate discovery whose balanced manifest gives the best validation (WGA, mean accuracy)."""
+    import json
+
+    def compute(folder: Path) -> None:
+        tried = {}
+        for det in DETECTOR_CANDIDATES[table.modality]:
+            d = _cached_detect(table, emb, log, proxy, params | {"detector": det}, root)
+            r = train_head(select("balance", table, d), table, emb, head)
+            tried[det] = {"val_acc_wg": r.val.acc_wg, "val_acc_avg": r.val.acc_avg}
+            logger.info("detector %s: balanced head val acc_wg %.4f", det, r.val.acc_wg)
+        best = max(tried, key=lambda k: (tried[k]["val_acc_wg"], tried[k]["val_acc_avg"]))
+        (folder / "choice.json").write_text(json.dumps({"chosen": best, "tried": tried}))
+
+    parts = (
+        table.fingerprint(),
+        emb.meta,
+        proxy.to_dict(),
+        params,
+        DETECTOR_CANDIDATES[table.modality],
+        head.to_dict(),
+    )
+    folder = cached_stage("detector-choice", DETECT_VERSION, parts, compute, root=root)
+    choice = json.loads((folder / "choice.json").read_text())
+    return _cached_detect(table, emb, log, proxy, params | {"detector": choice["chosen"]}, root), choice
+
+
+def _tune_selection(
+    table: SampleTable,
+    emb: EmbeddingTable,
+    log: DynamicsLog,
+    disc: Discovery,
+    name: str,
+    base: SelectConfig,
+    grid: dict[str, tuple[float, ...]],
+    train_cfg: FinetuneConfig,
+    pseudo: pl.DataFrame,
+) -> tuple[SelectConfig, dict[str, Any]]:
+    """The grid point whose manifest trains the head with the best validation (WGA, mean accuracy)."""
+    import itertools
+
+    keys = list(grid)
+    tried = []
+    best: tuple[tuple[float, float], SelectConfig] | None = None
+    for values in itertools.product(*(grid[k] for k in keys)):
+        cfg = type(base)(**(base.to_dict() | dict(zip(keys, values, strict=True))))
+        r = train_head(select(name, table, disc, cfg, dynamics=log), table, emb, train_cfg, pseudo_groups=pseudo)
+        tried.append({**dict(zip(keys, values, strict=True)), "val_acc_wg": r.val.acc_wg, "val_acc_avg": r.val.acc_avg})
+        logger.info("tuning %s %s: val acc_wg %.4f", name, tried[-1], r.val.acc_wg)
+        if best is None or (r.val.acc_wg, r.val.acc_avg) > best[0]:
+            best = ((r.val.acc_wg, r.val.acc_avg), cfg)
+    assert best is not None
+    chosen = {k: getattr(best[1], k) for k in keys}
+    groups = "true" if table.has_groups else "pseudo"
+    return best[1], {"grid": {k: list(v) for k, v in grid.items()}, "tried": tried, "chosen": chosen, "groups": groups}
+
+
 def run(
     data: str | Path | SampleTable,
     *,
@@ -955,8 +1036,11 @@ def run(
     Returns:
         The metrics written to ``out/metrics.json``.
     """
+    import time
+
     from curate._core.io import atomic_path, write_json_atomic
 
+    started = time.perf_counter()
     if method not in RUN_METHODS:
         raise ConfigError.bad_param("run()", "method", f"one of {', '.join(RUN_METHODS)}", method)
     sections = _check_sections(config or {}, "run config")
@@ -996,15 +1080,26 @@ def run(
     log = record_dynamics(table, emb, config=proxy, device=device, workspace=workspace)
     stage("dynamics", f"{proxy.epochs} epochs of a {proxy.head} proxy")
     root = None if workspace is None else Workspace(workspace).path
-    disc = _cached_detect(table, emb, log, proxy, sections["detect"], root)
+    detect_params = {"detector": RUN_DETECTORS.get(method, DEFAULT_DETECTOR)} | sections["detect"]
+    chosen_by: dict[str, Any] | None = None
+    if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"] and table.has_groups:
+        head_cfg = train_cfg if isinstance(train_cfg, FinetuneConfig) else FinetuneConfig(seed=seed)
+        disc, chosen_by = _choose_detector(table, emb, log, proxy, sections["detect"], root, head_cfg)
+    else:
+        disc = _cached_detect(table, emb, log, proxy, detect_params, root)
     stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
+    pseudo = disc.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
+    tuning: dict[str, Any] | None = None
+    grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
+    if grid and trainer == "erm":
+        sel_cfg, tuning = _tune_selection(table, emb, log, disc, sel_name, sel_cfg, grid, train_cfg, pseudo)
+        stage("select", f"tuned {tuning['chosen']} on validation worst-group accuracy ({tuning['groups']} groups)")
     manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(manifest, out / "manifest.parquet")
     with atomic_path(out / "scores.parquet") as tmp:
         disc.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP).write_parquet(tmp)
     stage("select", f"{sel_name}: {manifest.frame.height} rows")
-    pseudo = disc.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
     extra: dict[str, Any] = {}
     preds: pl.DataFrame | None = None
     if trainer == "masktune":
@@ -1041,6 +1136,8 @@ def run(
         "detection_auroc": detection_auroc(table, disc) if table.has_groups else None,
         "best_epoch": best,
         "config": config_used,
+        "tuning": tuning,
+        "detector_choice": chosen_by,
         "manifest": manifest.provenance,
         "val": val.to_dict(),
         "test": test.to_dict(),
@@ -1055,4 +1152,6 @@ def run(
         [out], out, table=table, scores=disc.scores, embeddings=matrix, embedding_ids=disc.scores[S.SAMPLE_ID].to_list()
     )
     stage("report", str(out / "report.md"))
+    metrics["wall_s"] = round(time.perf_counter() - started, 1)
+    write_json_atomic(out / "metrics.json", metrics)
     return metrics

@@ -78,6 +78,9 @@ def train_rows(table: SampleTable) -> pl.DataFrame:
     return rows
 
 
+CLUSTERING_DETECTORS = ("cluster", "spare")  # pseudo-groups are clusters, not a score split
+
+
 def otsu_split(values: np.ndarray) -> np.ndarray:
     """Split 1-D ``values`` in two at the threshold maximising between-class variance (Otsu).
 
@@ -107,6 +110,37 @@ def split_by_score(rows: pl.DataFrame, score: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(labels == y)
         out[idx] = otsu_split(score[idx]).astype(np.int64)
     return out
+
+
+def split_top_share(rows: pl.DataFrame, score: np.ndarray, share: float) -> np.ndarray:
+    """Per class, 1 for the top ``share`` of samples by ``score`` (the pseudo-minority), else 0."""
+    if not 0 < share < 1:
+        raise ConfigError.bad_param("split_top_share()", "share", "a float in (0, 1)", share)
+    out = np.zeros(len(rows), dtype=np.int64)
+    labels = rows[S.LABEL].to_numpy()
+    for y in np.unique(labels):
+        idx = np.flatnonzero(labels == y)
+        top = max(1, round(share * len(idx)))
+        out[idx[np.argsort(-score[idx], kind="stable")[:top]]] = 1
+    return out
+
+
+def resplit(discovery: Discovery, share: float, dynamics: DynamicsLog | None = None) -> Discovery:
+    """The same conflict scores with the pseudo-minority of each class set to its top ``share``
+    (instead of the detector's Otsu split); for detectors that split by score."""
+    if discovery.detector in CLUSTERING_DETECTORS:
+        raise ConfigError(f"detector {discovery.detector!r} groups by clusters, not by a score threshold")
+    rows = discovery.scores.select(S.SAMPLE_ID, S.LABEL)
+    score = discovery.scores[CONFLICT].to_numpy()
+    return build_discovery(
+        rows,
+        score,
+        split_top_share(rows, score, share),
+        detector=discovery.detector,
+        config=discovery.config | {"minority_share": share},
+        dynamics=dynamics,
+        extra=discovery.extra,
+    )
 
 
 def rank01(values: np.ndarray) -> np.ndarray:
