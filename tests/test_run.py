@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -57,6 +58,18 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
         m = api.run(table, method=method, out=tmp_path / method, encoder=str(vit), config=FAST)
         assert 0.0 <= m["acc_wg"] <= m["acc_avg"] <= 1.0, method
         assert m["manifest"]["method"] in ("prune", "mix", "balance", "jtt", "spare", "keep-all"), method
+        if method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
+            tried = m["tuning"]["tried"]
+            grid = api.RUN_GRIDS[method]
+            assert len(tried) == int(np.prod([len(v) for v in grid.values()]))
+            best = max(tried, key=lambda t: (t["val_acc_wg"], t["val_acc_avg"]))
+            assert m["tuning"]["chosen"] == {k: best[k] for k in grid}
+            assert all(m["manifest"]["config"][k] == v for k, v in m["tuning"]["chosen"].items())
+        if method in ("balance", "prune", "mix", "contrastive"):  # the discovery was picked the same way
+            choice = m["detector_choice"]
+            assert m["detector"] == choice["chosen"] and set(choice["tried"]) == {"ensemble", "knn", "jtt", "cluster"}
+        if method in ("jtt", "spare"):
+            assert m["detector"] == method
 
 
 def test_run_rejects_bad_settings(digits_dir: Path, tmp_path: Path) -> None:
