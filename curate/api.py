@@ -32,7 +32,8 @@ from curate.data import load_dataset as _load_dataset
 from curate.data.workspace import Workspace
 from curate.detect import CONFLICT, DETECTORS, Discovery, Signals
 from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig, train_proxy
-from curate.embed import ENCODERS, EmbeddingTable, create_encoder, embed_table
+from curate.embed import ENCODERS, EmbeddingTable, create_encoder
+from curate.embed.shards import SHARD_SIZE, embed_sharded
 from curate.errors import ConfigError, InputDataError
 from curate.eval import auroc, minority_flags, write_report
 from curate.finetune import (
@@ -278,12 +279,17 @@ def embed(
     cache: bool = True,
     workspace: str | Path | Workspace | None = None,
     float16: bool = False,
+    engine: str = "local",
+    shard_size: int = SHARD_SIZE,
+    mmap: bool = False,
 ) -> EmbeddingTable:
     """Embed every sample of ``table`` with a registered encoder, cached by content.
 
     The cache key is (dataset fingerprint, encoder identity and preprocessing, precision); a second
     call with the same inputs loads the stored matrix. With ``workspace`` the entry lives in that
-    folder (``WS/embed/<key>/``), otherwise under ``$CURATE_CACHE_DIR``.
+    folder (``WS/embed/<key>/``), otherwise under ``$CURATE_CACHE_DIR``. Rows are embedded in
+    shards of ``shard_size`` written as they finish: an interrupted call (even ``kill -9``) resumes
+    from the finished shards with an identical result.
 
     Args:
         table: the dataset.
@@ -293,7 +299,10 @@ def embed(
         num_workers: DataLoader workers for image decoding.
         cache: reuse a stored result (``False`` recomputes and overwrites it).
         workspace: a workspace folder to store the result in (and record it under the encoder spec).
-        float16: store the matrix as float16 on disk (loaded back as float32).
+        float16: store the matrix as float16 on disk (loaded back as float32 unless ``mmap``).
+        engine: ``local`` or ``ray`` (Ray Data actors; GPU actors where GPUs exist; extra ``dist``).
+        shard_size: rows per resumable shard.
+        mmap: return the matrix memory-mapped from the cache (for data larger than memory).
 
     Returns:
         An :class:`EmbeddingTable` aligned to the table's ids.
@@ -310,15 +319,23 @@ def embed(
     parts = (table.fingerprint(), enc.describe(), precision, float16)
 
     def compute(folder: Path) -> None:
-        result = embed_table(table, enc, device=dev, batch_size=batch_size, num_workers=num_workers)
-        EmbeddingTable(
-            result.ids, result.matrix, {**result.meta, "dataset": table.fingerprint(), "precision": precision}
-        ).save(folder, float16=float16)
+        embed_sharded(
+            table,
+            enc,
+            folder,
+            device=dev,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            shard_size=shard_size,
+            float16=float16,
+            engine=engine,
+            meta={"dataset": table.fingerprint(), "precision": precision},
+        )
 
-    folder = cached_stage("embed", EMBED_VERSION, parts, compute, enabled=cache, root=root)
+    folder = resumable_stage("embed", EMBED_VERSION, parts, compute, enabled=cache, root=root)
     if ws is not None:
         ws.record("embed", encoder, folder)
-    return EmbeddingTable.load(folder)
+    return EmbeddingTable.load(folder, mmap=mmap)
 
 
 def record_dynamics(
