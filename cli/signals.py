@@ -27,6 +27,7 @@ def embed(
     float16: bool = typer.Option(False, help="store float16 on disk"),
     cache: bool = typer.Option(True, help="reuse a cached result (--no-cache recomputes)"),
     skip_bad: bool = typer.Option(False, help="drop bad rows instead of failing"),
+    engine: str = typer.Option("local", help="local, or ray (Ray Data actors; RAY_ADDRESS or a local cluster)"),
 ) -> None:
     """Embed every sample with a pretrained encoder into the workspace (cached by content)."""
     table = _table(data, format, skip_bad)
@@ -39,6 +40,7 @@ def embed(
         cache=cache,
         workspace=out,
         float16=float16,
+        engine=engine,
     )
     console.print(f"{len(emb)} x {emb.dim} embeddings ({encoder}) in {emb.meta['source']}")
 
@@ -84,6 +86,7 @@ def cluster(
     seed: int = typer.Option(0, help="seed"),
     index_backend: str = typer.Option("auto", help="auto, faiss-cpu or faiss-gpu"),
     cache: bool = typer.Option(True, help="reuse a cached result"),
+    engine: str = typer.Option("local", help="local, or ray (one task per class)"),
 ) -> None:
     """Spherical k-means within each class of the train split (FAISS); print the cluster summary."""
     table, emb, _, _ = api.workspace_signals(workspace, encoder)
@@ -94,6 +97,7 @@ def cluster(
         index_backend=index_backend,
         cache=cache,
         workspace=workspace,
+        engine=engine,
     )
     if table.has_groups:
         comp = (

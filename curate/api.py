@@ -19,6 +19,7 @@ import polars as pl
 from curate._core import schema as S
 from curate._core.cache import cached_stage, fingerprint, resumable_stage
 from curate._core.device import resolve_device
+from curate._core.engine import check_engine
 from curate._core.registry import Registry
 from curate.data import (
     BENCHMARKS,
@@ -311,6 +312,7 @@ def embed(
         UnknownNameError: unknown encoder. ConfigError: the encoder cannot embed this modality.
         DeviceUnavailableError: CUDA asked for but absent. InputDataError: an unreadable sample.
     """
+    check_engine(engine, "embed()")
     dev = resolve_device(device)
     enc = create_encoder(encoder)
     enc.check_modality(table.modality)
@@ -409,8 +411,10 @@ def cluster(
     index_backend: str = "auto",
     cache: bool = True,
     workspace: str | Path | Workspace | None = None,
+    engine: str = "local",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Spherical k-means within each class of ``split`` (FAISS; GPU when available).
+    """Spherical k-means within each class of ``split`` (FAISS; GPU when available; ``engine="ray"``:
+    one Ray task per class, same result).
 
     Returns:
         ``assignments`` ``[sample_id, label, cluster_in_class, cluster]`` and the per-cluster
@@ -426,7 +430,9 @@ def cluster(
     parts = (table.fingerprint(), fingerprint(x), cfg.to_dict(), split)
 
     def compute(folder: Path) -> None:
-        assign, summary = cluster_per_class(x, rows[S.SAMPLE_ID], rows[S.LABEL].to_numpy(), cfg, backend=backend)
+        assign, summary = cluster_per_class(
+            x, rows[S.SAMPLE_ID], rows[S.LABEL].to_numpy(), cfg, backend=backend, engine=engine
+        )
         assign.write_parquet(folder / "assignments.parquet")
         summary.write_parquet(folder / "summary.parquet")
 

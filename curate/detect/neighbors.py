@@ -13,24 +13,54 @@ import numpy as np
 import polars as pl
 
 from curate._core import schema as S
+from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.detect._base import DETECTORS, Discovery, Signals, build_discovery, early_stats, split_by_score, train_rows
 from curate.index import KMeansConfig, KnnIndex, cluster_per_class
+from curate.index.knn import CHUNK
 
 KNN_K = 20
+REFERENCE_MAX = 200_000
 
 
-def knn_disagreement(x: np.ndarray, labels: np.ndarray, *, k: int = KNN_K, backend: str = "faiss-cpu") -> np.ndarray:
-    """Share of each row's ``k`` nearest other rows (cosine) whose label differs."""
-    k = min(k, len(x) - 1)
-    index = KnnIndex(backend=backend).fit(x)
-    _, nn = index.search(x, k + 1)
-    self_mask = nn == np.arange(len(x))[:, None]
-    other = np.where(self_mask, -1, nn)
-    # drop self (or the last neighbour when self was not returned among ties)
-    keep = np.argsort(other == -1, axis=1, kind="stable")[:, :k]
-    nn_k = np.take_along_axis(other, keep, axis=1)
-    return (labels[nn_k] != labels[:, None]).mean(axis=1)
+def knn_disagreement(
+    x: np.ndarray,
+    labels: np.ndarray,
+    *,
+    k: int = KNN_K,
+    backend: str = "faiss-cpu",
+    reference_max: int = REFERENCE_MAX,
+    seed: int = 0,
+) -> np.ndarray:
+    """Share of each row's ``k`` nearest other rows (cosine) whose label differs.
+
+    Above ``reference_max`` rows the neighbours are looked up among a seeded sample of that many
+    rows (an estimate of the same local label mix at constant cost per query); queries run in
+    chunks, so ``x`` may be a memory map larger than memory.
+    """
+    n = len(x)
+    if n > reference_max:
+        rng = np.random.default_rng(derive_seed(seed, "knn-reference"))
+        ref = np.sort(rng.choice(n, size=reference_max, replace=False))
+    else:
+        ref = np.arange(n)
+    k = min(k, len(ref) - 1)
+    index = KnnIndex(backend=backend, seed=seed).fit(x if len(ref) == n else x[ref])
+    ref_labels = labels[ref]
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, CHUNK):
+        q = x[start : start + CHUNK]
+        _, nn = index.search(q, k + 1)
+        own = np.arange(start, start + len(q))
+        self_mask = ref[np.maximum(nn, 0)] == own[:, None]
+        other = np.where(self_mask | (nn < 0), -1, nn)
+        # drop self (or the last neighbour when self was not returned among ties)
+        keep = np.argsort(other == -1, axis=1, kind="stable")[:, :k]
+        nn_k = np.take_along_axis(other, keep, axis=1)
+        valid = nn_k >= 0  # an approximate index may return fewer than k neighbours
+        differ = (ref_labels[np.maximum(nn_k, 0)] != labels[own][:, None]) & valid
+        out[start : start + len(q)] = differ.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    return out
 
 
 @DETECTORS.register("knn", needs=("embeddings",), description="share of the k nearest neighbours with another label")

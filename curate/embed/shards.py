@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from curate._core import schema as S
+from curate._core.engine import check_engine
 from curate._core.io import atomic_path, write_json_atomic
 from curate.data.table import SampleTable
 from curate.embed._base import Encoder
@@ -26,7 +27,6 @@ from curate.errors import ConfigError, InputDataError
 
 SHARD_SIZE = 8192
 SHARDS = "shards"
-ENGINES = ("local", "ray")
 
 
 def shard_name(k: int) -> str:
@@ -54,8 +54,7 @@ def embed_sharded(
     """
     if shard_size < 1:
         raise ConfigError.bad_param("embed()", "shard_size", "an integer >= 1", shard_size)
-    if engine not in ENGINES:
-        raise ConfigError.bad_param("embed()", "engine", f"one of {ENGINES}", engine)
+    check_engine(engine, "embed()")
     n = len(table)
     if n == 0:
         raise InputDataError("nothing to embed: the table is empty", file=table.where)
@@ -72,6 +71,7 @@ def embed_sharded(
         if engine == "ray":
             from curate.embed.distributed import embed_table_ray
 
+            encoder.check_modality(part.modality)
             emb = embed_table_ray(part, encoder.spec, device=device, batch_size=batch_size)
         else:
             emb = embed_table(part, encoder, device=device, batch_size=batch_size, num_workers=num_workers)

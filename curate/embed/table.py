@@ -49,7 +49,11 @@ class EmbeddingTable:
 
     def check_finite(self, where: str = "embeddings") -> EmbeddingTable:
         """Raise :class:`InputDataError` naming the first row with a NaN or infinite value."""
-        bad = ~np.isfinite(np.asarray(self.matrix, dtype=np.float32)).all(axis=1)
+        step = 65_536  # in chunks: a memory-mapped matrix is never read whole
+        bad = np.concatenate(
+            [~np.isfinite(self.matrix[s : s + step].sum(axis=1, dtype=np.float64)) for s in range(0, len(self), step)]
+            or [np.zeros(0, dtype=bool)]
+        )  # a row sum is finite iff every entry is (inf - inf = nan)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InputDataError(
@@ -74,6 +78,8 @@ class EmbeddingTable:
     def select(self, ids: pl.Series | list[str], *, what: str = "dataset") -> EmbeddingTable:
         """The rows of ``ids``, in that order."""
         rows = self.rows_for(ids, what=what)
+        if len(rows) == len(self) and np.array_equal(rows, np.arange(len(self))):
+            return self  # already these rows in this order: no copy (keeps a memory map mapped)
         return EmbeddingTable(
             pl.Series(S.SAMPLE_ID, list(ids), dtype=pl.String), np.asarray(self.matrix[rows]), self.meta
         )

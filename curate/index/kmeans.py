@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from curate._core import schema as S
+from curate._core.engine import check_engine, ray_session
 from curate._core.seed import derive_seed
 from curate.errors import ConfigError, InputDataError
 
@@ -85,10 +86,15 @@ def kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     return centers
 
 
-def _prepare(x: np.ndarray, spherical: bool) -> np.ndarray:
+ASSIGN_CHUNK = 65_536
+
+
+def _prepare(x: np.ndarray, spherical: bool, rows: np.ndarray | int = 0) -> np.ndarray:
+    """float32 rows (normalised when ``spherical``); ``rows``: global numbers of ``x``'s rows (for errors)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x.sum(axis=1)).all():  # a row sum is finite iff every entry is (inf - inf = nan)
-        row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        local = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        row = int(rows[local]) if isinstance(rows, np.ndarray) else rows + local
         raise InputDataError(
             "embeddings hold NaN or inf values", file="k-means input", row=row + 1, fix="recompute them"
         )
@@ -111,6 +117,9 @@ def kmeans(
 ) -> KMeansResult:
     """Cluster the rows of ``x`` into ``k`` clusters with FAISS (on the GPU for ``faiss-gpu``).
 
+    Centroids are trained on a seeded sample of at most ``max_points_per_centroid·k`` rows; every
+    row is then assigned in chunks, so ``x`` may be a memory map larger than memory.
+
     Raises:
         ConfigError: ``k`` exceeds the number of points.
     """
@@ -118,10 +127,15 @@ def kmeans(
 
     if not 1 <= k <= len(x):
         raise ConfigError.bad_param("kmeans()", "k", f"an integer in [1, {len(x)}] (the number of points)", k)
-    x = _prepare(x, spherical)
     rng = np.random.default_rng(derive_seed(seed, "kmeans"))
     n_train = min(len(x), max_points_per_centroid * k)
-    train = x if n_train == len(x) else x[rng.choice(len(x), size=n_train, replace=False)]
+    if n_train == len(x):
+        train = _prepare(x, spherical)
+    else:
+        pick = rng.choice(len(x), size=n_train, replace=False)
+        order = np.argsort(pick)  # read the rows in file order, keep the drawn order
+        train = np.empty((n_train, x.shape[1]), dtype=np.float32)
+        train[order] = _prepare(x[pick[order]], spherical, pick[order])
     best: tuple[float, Any] | None = None
     for redo in range(max(1, nredo)):
         # k-means++ seeding (scikit-learn's greedy variant) on a random part of the training sample,
@@ -144,9 +158,19 @@ def kmeans(
             best = (obj, km)
     assert best is not None
     km = best[1]
-    score, assign = km.index.search(x, 1)  # spherical: inner products; otherwise squared L2 distances
-    sq = np.maximum(2.0 - 2.0 * score[:, 0], 0.0) if spherical else score[:, 0]
-    return KMeansResult(np.asarray(km.centroids), assign[:, 0].astype(np.int64), float(sq.sum()))
+    assign = np.empty(len(x), dtype=np.int64)
+    inertia = 0.0
+    for start in range(0, len(x), ASSIGN_CHUNK):
+        part = (
+            train
+            if n_train == len(x) and len(x) <= ASSIGN_CHUNK
+            else _prepare(x[start : start + ASSIGN_CHUNK], spherical, start)
+        )
+        score, a = km.index.search(part, 1)  # spherical: inner products; otherwise squared L2 distances
+        sq = np.maximum(2.0 - 2.0 * score[:, 0], 0.0) if spherical else score[:, 0]
+        assign[start : start + len(part)] = a[:, 0]
+        inertia += float(sq.astype(np.float64).sum())
+    return KMeansResult(np.asarray(km.centroids), assign, inertia)
 
 
 def kmeans_with(x: np.ndarray, k: int, cfg: KMeansConfig, *, backend: str = "faiss-cpu") -> KMeansResult:
@@ -191,10 +215,24 @@ def choose_k(x: np.ndarray, cfg: KMeansConfig, *, backend: str = "faiss-cpu") ->
     return best[2], scores
 
 
+def cluster_one_class(x: np.ndarray, cfg: KMeansConfig, backend: str = "faiss-cpu") -> tuple[KMeansResult, float]:
+    """k-means of one class's rows (k chosen by silhouette unless ``cfg.k``) and the chosen k's silhouette."""
+    if cfg.k is None:
+        res, sil = choose_k(x, cfg, backend=backend)
+        return res, sil[len(res.centroids)]
+    return kmeans_with(x, min(cfg.k, len(x)), cfg, backend=backend), float("nan")
+
+
 def cluster_per_class(
-    x: np.ndarray, ids: pl.Series, labels: np.ndarray, cfg: KMeansConfig, *, backend: str = "faiss-cpu"
+    x: np.ndarray,
+    ids: pl.Series,
+    labels: np.ndarray,
+    cfg: KMeansConfig,
+    *,
+    backend: str = "faiss-cpu",
+    engine: str = "local",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """k-means within each class.
+    """k-means within each class (``engine="ray"``: one Ray task per class; same result).
 
     Returns:
         ``assignments`` ``[sample_id, label, cluster_in_class, cluster]`` (``cluster`` numbers all
@@ -208,15 +246,17 @@ def cluster_per_class(
         raise InputDataError(
             f"{len(x)} embeddings, {len(ids)} ids and {len(labels)} labels do not line up", file="cluster input"
         )
+    check_engine(engine, "cluster_per_class()")
+    classes = np.unique(labels)
+    members = [np.flatnonzero(labels == y) for y in classes]
+    if engine == "ray":
+        ray = ray_session()
+        task = ray.remote(cluster_one_class)
+        results = ray.get([task.remote(x[rows], cfg, backend) for rows in members])
+    else:
+        results = [cluster_one_class(x[rows], cfg, backend) for rows in members]
     parts, summary, offset = [], [], 0
-    for y in np.unique(labels):
-        rows = np.flatnonzero(labels == y)
-        if cfg.k is None:
-            res, sil = choose_k(x[rows], cfg, backend=backend)
-            k_sil = sil[len(res.centroids)]
-        else:
-            res = kmeans_with(x[rows], min(cfg.k, len(rows)), cfg, backend=backend)
-            k_sil = float("nan")
+    for y, rows, (res, k_sil) in zip(classes, members, results, strict=True):
         parts.append(
             pl.DataFrame(
                 {

@@ -74,7 +74,7 @@ def test_kmeans_errors() -> None:
         KMeansConfig(k_min=5, k_max=2)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8", "hnsw"])
 def test_knn_against_brute_force(kind: str, tmp_path: Path) -> None:
     x, _ = planted(n_per=200, k=5, d=32)
     idx = KnnIndex(kind=kind, nlist=8, nprobe=8).fit(x)
@@ -82,7 +82,7 @@ def test_knn_against_brute_force(kind: str, tmp_path: Path) -> None:
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     exact = np.argsort(-(xn[:20] @ xn.T), axis=1)[:, :5]
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(nn, exact, strict=True)])
-    assert recall >= (1.0 if kind == "flat" else 0.9)
+    assert recall >= {"flat": 1.0, "ivf-sq8": 0.8}.get(kind, 0.9)  # 8-bit codes blur near-ties
     assert np.all(np.diff(sims, axis=1) <= 1e-6)  # best first
     idx.save(tmp_path / "i.faiss")
     back = KnnIndex.load(tmp_path / "i.faiss")
@@ -92,7 +92,7 @@ def test_knn_against_brute_force(kind: str, tmp_path: Path) -> None:
 def test_knn_auto_switches_to_ivf_and_errors() -> None:
     x, _ = planted(n_per=100, k=3)
     assert KnnIndex(flat_threshold=10_000).fit(x).kind_ == "flat"
-    assert KnnIndex(flat_threshold=100).fit(x).kind_ == "ivf"
+    assert KnnIndex(flat_threshold=100).fit(x).kind_ == "ivf-sq8"
     with pytest.raises(NotFittedError):
         KnnIndex().search(x, 3)
     with pytest.raises(ConfigError, match="'kind' must be one of"):
@@ -116,3 +116,39 @@ def test_api_knn_and_cluster(tmp_path: Path, digits_dir: Path) -> None:
     assert nn.filter(pl.col("sample_id") == nn["sample_id"][0])["rank"].to_list() == [1, 2, 3]
     assign, summary = api.cluster(table, emb, config=KMeansConfig(k=2), workspace=tmp_path / "ws")
     assert assign.height == len(table.split("train")) and summary.height == 4
+
+
+def test_chunked_build_and_search_equal_one_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import curate.index.knn as knn_module
+
+    x, _ = planted(n_per=200, k=5, d=32)
+    whole = KnnIndex(kind="flat").fit(x).search(x, 6)
+    monkeypatch.setattr(knn_module, "CHUNK", 64)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    mapped = np.load(path, mmap_mode="r")  # a memory map is read chunk by chunk
+    chunked = KnnIndex(kind="flat").fit(mapped).search(mapped, 6)
+    np.testing.assert_array_equal(chunked[1], whole[1])
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-6)
+    x[300, 2] = np.nan
+    with pytest.raises(InputDataError, match="row 301"):
+        KnnIndex(kind="flat").fit(x)
+
+
+def test_knn_disagreement_on_a_reference_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    import curate.detect.neighbors as nb
+    from curate.eval import auroc
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    labels = rng.integers(0, 2, n)
+    attr = np.where(rng.random(n) < 0.9, labels, 1 - labels)  # 10% bias-conflicting
+    x = rng.normal(size=(n, 16)).astype(np.float32)
+    x[:, 0] += 3.0 * (2 * attr - 1)
+    full = nb.knn_disagreement(x, labels)
+    monkeypatch.setattr(nb, "CHUNK", 500)
+    sampled = nb.knn_disagreement(x, labels, reference_max=1000)
+    minority = attr != labels
+    assert auroc(full, minority) > 0.95 and auroc(sampled, minority) > 0.95
+    assert np.corrcoef(full, sampled)[0, 1] > 0.8
+    np.testing.assert_array_equal(nb.knn_disagreement(x, labels, reference_max=n), full)  # chunking changes nothing
