@@ -48,6 +48,12 @@ def test_ray_embedding_and_clustering_equal_local(ray_local, digits_dir: Path, t
     a_local, s_local = api.cluster(train, emb, config=cfg, cache=False)
     a_ray, s_ray = api.cluster(train, emb, config=cfg, cache=False, engine="ray")
     assert a_ray.equals(a_local) and s_ray.equals(s_local)
+    import curate.detect.neighbors as nb
+
+    monkeypatch.setattr(nb, "CHUNK", 300)  # several query chunks, several Ray tasks
+    d_local = api.detect(train, embeddings=emb, detector="knn")
+    d_ray = api.detect(train, embeddings=emb, detector="knn", engine="ray")
+    assert d_ray.scores.equals(d_local.scores)
 
 
 def test_unknown_engine_is_named(digits_dir: Path) -> None:
