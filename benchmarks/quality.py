@@ -30,6 +30,24 @@ def _pairs(items: list[str]) -> dict[str, Path]:
     return {k: Path(v) for k, v in (i.split("=", 1) for i in items)}
 
 
+def export_for_spuco(table, emb, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Standardised embeddings, labels and val/test groups of one benchmark for spuco_baselines.py."""
+    import numpy as np
+
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = {}
+    train = emb.select(table.split("train").frame["sample_id"]).matrix
+    mu, sd = train.mean(0), np.where(train.std(0) > 1e-8, train.std(0), 1.0)
+    for split in ("train", "val", "test"):
+        f = table.split(split).frame
+        out[f"x_{split}"] = ((emb.select(f["sample_id"]).matrix - mu) / sd).astype(np.float32)
+        out[f"y_{split}"] = f["label"].to_numpy()
+        out[f"g_{split}"] = f["group"].to_numpy()
+    np.savez(path, **out)
+
+
 def main() -> None:
     from benchmarks._common import report
     from curate import api
@@ -41,6 +59,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--data", action="append", default=[], help="NAME=DIR: an existing benchmark folder")
     ap.add_argument("--workspace", action="append", default=[], help="NAME=DIR: an existing workspace")
+    ap.add_argument(
+        "--spuco",
+        type=Path,
+        default=None,
+        help="DIR: export embeddings for spuco_baselines.py there, and read its spuco.json",
+    )
     args = ap.parse_args()
     data_dirs, ws_dirs = _pairs(args.data), _pairs(args.workspace)
     methods = args.methods.split(",")
@@ -56,6 +80,8 @@ def main() -> None:
             api.make_benchmark(name, data, seed=0)
         table = api.load_dataset(data / "metadata.csv")
         ws = ws_dirs.get(name, args.work / name / "ws")
+        if args.spuco is not None:
+            export_for_spuco(table, api.embed(table, encoder, workspace=ws), args.spuco / f"{name}.npz")
         results: dict[str, list[dict]] = {}
         for method in methods:
             if method in IMAGE_ONLY and table.modality != "image":
@@ -83,6 +109,20 @@ def main() -> None:
                 f"{name} | {method} | {runs[0]['group_labels']} | {statistics.fmean(wg):.3f} ± {sd(wg):.3f} | "
                 f"{statistics.fmean(avg):.3f} ± {sd(avg):.3f} | {gap:+.0%} | {minutes}"
             )
+        spuco = args.spuco / "spuco.json" if args.spuco is not None else None
+        if spuco is not None and spuco.exists():
+            labels = {"spuco dfr": "true val groups (last-layer retraining set)"}
+            found = json.loads(spuco.read_text())
+            for method, runs in found.get(name, {}).items():
+                wg = [r["acc_wg"] for r in runs]
+                avg = [r["acc_avg"] for r in runs]
+                sd = statistics.stdev if len(runs) > 1 else (lambda _: 0.0)
+                gap = (statistics.fmean(wg) - erm) / (oracle - erm) if oracle > erm else float("nan")
+                lines.append(
+                    f"{name} | {method} (SpuCo {found['_spuco_version']}) | {labels.get(method, 'none (label-free)')} | "
+                    f"{statistics.fmean(wg):.3f} ± {sd(wg):.3f} | {statistics.fmean(avg):.3f} ± {sd(avg):.3f} | "
+                    f"{gap:+.0%} | n/a (own venv)"
+                )
     suffix = "" if not args.only else "-" + "-".join(args.only)
     report(f"quality{suffix}", lines)
 
