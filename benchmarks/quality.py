@@ -119,7 +119,7 @@ def main() -> None:
                 sd = statistics.stdev if len(runs) > 1 else (lambda _: 0.0)
                 gap = (statistics.fmean(wg) - erm) / (oracle - erm) if oracle > erm else float("nan")
                 lines.append(
-                    f"{name} | {method} (SpuCo {found['_spuco_version']}) | {labels.get(method, 'none (label-free)')} | "
+                    f"{name} | {method} (SpuCo {found['_spuco_version']}, {len(runs)} seed{'s' if len(runs) > 1 else ''}) | {labels.get(method, 'none (label-free)')} | "
                     f"{statistics.fmean(wg):.3f} ± {sd(wg):.3f} | {statistics.fmean(avg):.3f} ± {sd(avg):.3f} | "
                     f"{gap:+.0%} | n/a (own venv)"
                 )

@@ -135,10 +135,16 @@ def run(data: dict, seed: int) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
+    """``spuco_baselines.py DIR [SEEDS] [NAME,NAME]``: results merge into ``DIR/spuco.json``."""
     folder = Path(sys.argv[1])
-    results: dict[str, dict[str, list]] = {}
     seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    names = sys.argv[3].split(",") if len(sys.argv) > 3 else None
+    out = folder / "spuco.json"
+    results: dict = json.loads(out.read_text()) if out.exists() else {}
     for f in sorted(folder.glob("*.npz")):
+        if names is not None and f.stem not in names:
+            continue
+        results[f.stem] = {}
         data = dict(np.load(f))
         for seed in range(seeds):
             for method, r in run(data, seed).items():
@@ -146,7 +152,8 @@ def main() -> None:
                 print(f.stem, method, seed, r, flush=True)
     from importlib.metadata import version
 
-    (folder / "spuco.json").write_text(json.dumps({"_spuco_version": version("spuco"), **results}, indent=2))
+    results["_spuco_version"] = version("spuco")
+    out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
