@@ -1024,7 +1024,7 @@ def _tune_selection(
             best = ((r.val.acc_wg, r.val.acc_avg), cfg)
     assert best is not None
     chosen = {k: getattr(best[1], k) for k in keys}
-    groups = "true" if table.has_groups else "pseudo"
+    groups = "true" if table.has_groups else "classes (val has no groups)"
     return best[1], {"grid": {k: list(v) for k, v in grid.items()}, "tried": tried, "chosen": chosen, "groups": groups}
 
 

@@ -72,6 +72,16 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
             assert m["detector"] == method
 
 
+@pytest.mark.integration
+def test_run_without_group_labels_scores_by_class(digits_dir: Path, tmp_path: Path) -> None:
+    vit = tiny_models.tiny_vit(tmp_path / "vit")
+    table = api.load_dataset(digits_dir)
+    no_groups = table.with_frame(table.frame.drop("group", "a"))
+    m = api.run(no_groups, method="prune", out=tmp_path / "prune", encoder=str(vit), config=FAST)
+    assert m["test"]["group_source"] == "class (no groups known)" and m["detection_auroc"] is None
+    assert m["acc_wg"] == m["test"]["acc_worst_class"] and m["tuning"]["groups"] == "classes (val has no groups)"
+
+
 def test_run_rejects_bad_settings(digits_dir: Path, tmp_path: Path) -> None:
     table = api.load_dataset(digits_dir)
     with pytest.raises(ConfigError, match="unknown section"):

@@ -53,7 +53,8 @@ def evaluate_predictions(
         table: the dataset (labels, splits, true groups when known).
         predictions: one predicted class per sample of the split (extra ids are ignored).
         split: which split to score.
-        pseudo_groups: ``[sample_id, pseudo_group]`` used when the dataset has no true groups.
+        pseudo_groups: ``[sample_id, pseudo_group]`` used when the dataset has no true groups; a
+            split none of whose rows has one (val/test: discovery covers train) is scored by class.
 
     Raises:
         IdMismatchError: a sample of the split has no prediction.
@@ -69,6 +70,8 @@ def evaluate_predictions(
             pseudo_groups.select(S.SAMPLE_ID, pl.col(S.PSEUDO_GROUP).alias(S.GROUP)), on=S.SAMPLE_ID, how="left"
         )
         source = "pseudo"
+        if keyed[S.GROUP].null_count() == keyed.height:  # discovery covers train only: none for this split
+            keyed, source = rows.select(S.SAMPLE_ID, S.LABEL, pl.col(S.LABEL).alias(S.GROUP)), "class (no groups known)"
     else:
         keyed, source = rows.select(S.SAMPLE_ID, S.LABEL, pl.col(S.LABEL).alias(S.GROUP)), "class (no groups known)"
     j = keyed.join(predictions.select(S.SAMPLE_ID, PREDICTION), on=S.SAMPLE_ID, how="left")
