@@ -878,19 +878,21 @@ def report(runs: list[str | Path], out: str | Path, *, workspace: str | Path | N
 
 
 # --------------------------------------------------------------------------------------- curate run
-RUN_METHODS: dict[str, tuple[str, str, bool]] = {
-    # method: (selection, trainer, needs true group labels)
-    "erm": ("keep-all", "erm", False),
-    "prune": ("prune", "erm", False),
-    "mix": ("mix", "erm", False),
-    "balance": ("balance", "erm", False),
-    "jtt": ("jtt", "erm", False),
-    "spare": ("spare", "erm", False),
-    "dfr": ("keep-all", "dfr", True),
-    "groupdro": ("keep-all", "groupdro", True),
-    "masktune": ("keep-all", "masktune", False),
-    "contrastive": ("balance", "contrastive", False),
-    "oracle": ("oracle", "erm", True),
+LABEL_FREE = "none (label-free)"
+TRAIN_GROUPS = "true train groups"
+RUN_METHODS: dict[str, tuple[str, str, str]] = {
+    # method: (selection, trainer, true group labels it uses)
+    "erm": ("keep-all", "erm", LABEL_FREE),
+    "prune": ("prune", "erm", LABEL_FREE),
+    "mix": ("mix", "erm", LABEL_FREE),
+    "balance": ("balance", "erm", LABEL_FREE),
+    "jtt": ("jtt", "erm", LABEL_FREE),
+    "spare": ("spare", "erm", LABEL_FREE),
+    "dfr": ("keep-all", "dfr", "true val groups (last-layer retraining set)"),
+    "groupdro": ("keep-all", "groupdro", TRAIN_GROUPS),
+    "masktune": ("keep-all", "masktune", LABEL_FREE),
+    "contrastive": ("balance", "contrastive", LABEL_FREE),
+    "oracle": ("oracle", "erm", TRAIN_GROUPS),
 }
 RUN_DETECTORS = {"jtt": "jtt", "spare": "spare"}  # methods defined on their own discovery; the rest: auto
 # Choices the papers leave to validation worst-group accuracy (true val groups when known):
@@ -1067,7 +1069,7 @@ def run(
     if method not in RUN_METHODS:
         raise ConfigError.bad_param("run()", "method", f"one of {', '.join(RUN_METHODS)}", method)
     sections = _check_sections(config or {}, "run config")
-    selection, trainer, needs_labels = RUN_METHODS[method]
+    selection, trainer, group_labels = RUN_METHODS[method]
     out = Path(out)
 
     def stage(name: str, detail: str) -> None:
@@ -1077,11 +1079,11 @@ def run(
             on_stage(k, name, detail)
 
     table = data if isinstance(data, SampleTable) else load_dataset(data)
-    if needs_labels and not table.has_groups:
+    if group_labels != LABEL_FREE and not table.has_groups:
         raise InputDataError(
             f"method {method!r} needs true group labels, and this dataset has none",
             file=table.where,
-            fix="pick a label-free method: " + ", ".join(m for m, v in RUN_METHODS.items() if not v[2]),
+            fix="pick a label-free method: " + ", ".join(m for m, v in RUN_METHODS.items() if v[2] == LABEL_FREE),
         )
     # every setting is checked before any work starts
     proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
@@ -1094,8 +1096,8 @@ def run(
     elif trainer == "contrastive":
         train_cfg = _make(ContrastiveConfig, "finetune", fields, seed=seed)
     else:
-        groups = "true" if trainer == "groupdro" and table.has_groups else "pseudo"
-        train_cfg = _make(FinetuneConfig, "finetune", fields, method=trainer, groups=groups, seed=seed)
+        # GroupDRO runs only on datasets with true groups (checked above): FinetuneConfig's default groups="true"
+        train_cfg = _make(FinetuneConfig, "finetune", fields, method=trainer, seed=seed)
     stage("load", f"{table.name}: {len(table)} samples ({table.modality})")
     encoder = encoder or DEFAULT_ENCODERS[table.modality]
     emb = embed(table, encoder, device=device, workspace=workspace, **sections["embed"])
@@ -1139,17 +1141,12 @@ def run(
         r = train_head(manifest, table, emb, train_cfg, pseudo_groups=pseudo, out=out / "train")
         val, test, best, config_used, preds = r.val, r.test, r.best_epoch, r.config, r.predictions
     stage("finetune", f"{trainer}: test acc_wg {test.acc_wg:.4f}, acc_avg {test.acc_avg:.4f}")
-    uses = {
-        "dfr": "true val groups (last-layer retraining set)",
-        "groupdro": "true train groups",
-        "oracle": "true train groups",
-    }
     metrics = {
         "method": method,
         "dataset": table.name,
         "encoder": encoder,
         "seed": seed,
-        "group_labels": uses.get(method, "none (label-free)"),
+        "group_labels": group_labels,
         "acc_avg": test.acc_avg,
         "acc_wg": test.acc_wg,
         "adj_acc_avg": test.adj_acc_avg,

@@ -62,7 +62,6 @@ def embed_sharded(
     shards = folder / SHARDS
     shards.mkdir(parents=True, exist_ok=True)
     starts = list(range(0, n, shard_size))
-    config: dict[str, Any] = {}
     for k, start in enumerate(starts):
         path = shards / shard_name(k)
         if path.exists():
@@ -89,7 +88,9 @@ def embed_sharded(
         del out
     with atomic_path(folder / IDS_FILE) as tmp:
         pl.DataFrame({S.SAMPLE_ID: table.frame[S.SAMPLE_ID].cast(pl.String)}).write_parquet(tmp)
-    config = {"encoder": encoder.spec, "config": encoder.describe(), **(meta or {})}
-    write_json_atomic(folder / META_FILE, {**config, "shape": [n, int(first.shape[1])]})
+    write_json_atomic(
+        folder / META_FILE,
+        {"encoder": encoder.spec, "config": encoder.describe(), **(meta or {}), "shape": [n, int(first.shape[1])]},
+    )
     shutil.rmtree(shards)
     return EmbeddingTable.load(folder, mmap=True)

@@ -14,9 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+
+from curate._core import schema as S
 from curate._core.io import atomic_path, write_text_atomic
+from curate.data.table import SampleTable
 from curate.dynamics import DynamicsRecorder
-from curate.eval import EvalResult
+from curate.errors import InputDataError
+from curate.eval import PREDICTION, EvalResult
 from curate.train import TrainConfig, fit
 
 BEST = "best.pt"
@@ -25,6 +31,24 @@ DYNAMICS = "dynamics"
 RUN_KEY = "run.key"
 
 logger = logging.getLogger(__name__)
+
+
+def eval_ids(table: SampleTable) -> tuple[list[str], list[str]]:
+    """The val and test sample ids every method selects and evaluates on.
+
+    Raises:
+        InputDataError: either split is empty.
+    """
+    val = table.split("val").frame[S.SAMPLE_ID].to_list()
+    test = table.split("test").frame[S.SAMPLE_ID].to_list()
+    if not val or not test:
+        raise InputDataError("fine-tuning needs non-empty val and test splits", file=table.where)
+    return val, test
+
+
+def prediction_frame(ids: list[str], pred: np.ndarray) -> pl.DataFrame:
+    """``[sample_id, prediction]`` for :func:`curate.eval.evaluate_predictions`."""
+    return pl.DataFrame({S.SAMPLE_ID: ids, PREDICTION: pred.astype(np.int64)})
 
 
 def claim_run(folder: Path, key: str) -> None:
@@ -107,7 +131,7 @@ def fit_selected(
         ids, labels, n_classes = record
         hooks.append(DynamicsRecorder(folder / DYNAMICS, ids, labels, n_classes))
     fit(method, batches, cfg, hooks=hooks, checkpoint_dir=None if folder is None else folder / CHECKPOINTS, desc=desc)
-    if not select.state:  # every epoch was already done and no best state was kept: cannot happen with best.pt
+    if not select.state:  # the run was complete but its best.pt is gone: keep the final state
         select.on_epoch_end(cfg.epochs - 1)
     method.model.load_state_dict(select.state)
     method.model.eval()

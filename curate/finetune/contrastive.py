@@ -44,8 +44,8 @@ from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
-from curate.eval import PREDICTION, evaluate_predictions
-from curate.finetune._loop import claim_run, fit_selected
+from curate.eval import evaluate_predictions
+from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame
 from curate.finetune.heads import FinetuneResult, manifest_inputs
 from curate.manifest import Manifest
 from curate.train import TensorBatches, TrainConfig, fit
@@ -274,10 +274,7 @@ def train_contrastive(
     x = manifest_inputs(manifest, emb, zero, one)
     y = f[S.LABEL].to_numpy().astype(np.int64)
     w = f[S.WEIGHT].to_numpy().astype(np.float32)
-    val_ids = table.split("val").frame[S.SAMPLE_ID].to_list()
-    test_ids = table.split("test").frame[S.SAMPLE_ID].to_list()
-    if not val_ids or not test_ids:
-        raise InputDataError("fine-tuning needs non-empty val and test splits", file=table.where)
+    val_ids, test_ids = eval_ids(table)
     xv = np.asarray(emb.select(val_ids, what="val split").matrix, np.float32)
     xt = np.asarray(emb.select(test_ids, what="test split").matrix, np.float32)
     with torch.random.fork_rng(devices=[]):
@@ -316,9 +313,6 @@ def train_contrastive(
         with torch.inference_mode():
             return model(torch.from_numpy(xs))[0].argmax(1).numpy()
 
-    def frame(ids: list[str], pred: np.ndarray) -> pl.DataFrame:
-        return pl.DataFrame({S.SAMPLE_ID: ids, PREDICTION: pred.astype(np.int64)})
-
     tcfg = TrainConfig(
         epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed
     )
@@ -326,13 +320,17 @@ def train_contrastive(
         Contrastive(model, cfg),
         batches(cfg.seed),
         tcfg,
-        lambda: evaluate_predictions(table, frame(val_ids, predict(xv)), split="val", pseudo_groups=pseudo_groups),
+        lambda: evaluate_predictions(
+            table, prediction_frame(val_ids, predict(xv)), split="val", pseudo_groups=pseudo_groups
+        ),
         out=folder,
         record=(f[S.SAMPLE_ID].to_list(), y, n_c),
         desc="contrastive",
     )
     pred_v, pred_t = predict(xv), predict(xt)
-    val = evaluate_predictions(table, frame(val_ids, pred_v), split="val", pseudo_groups=pseudo_groups)
-    test = evaluate_predictions(table, frame(test_ids, pred_t), split="test", pseudo_groups=pseudo_groups)
+    val = evaluate_predictions(table, prediction_frame(val_ids, pred_v), split="val", pseudo_groups=pseudo_groups)
+    test = evaluate_predictions(table, prediction_frame(test_ids, pred_t), split="test", pseudo_groups=pseudo_groups)
     config = cfg.to_dict() | {"method": "contrastive", "spurious": list(spurious), "templates": list(templates)}
-    return FinetuneResult(val, test, best, pl.concat([frame(val_ids, pred_v), frame(test_ids, pred_t)]), config)
+    return FinetuneResult(
+        val, test, best, pl.concat([prediction_frame(val_ids, pred_v), prediction_frame(test_ids, pred_t)]), config
+    )

@@ -31,8 +31,8 @@ from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
-from curate.eval import PREDICTION, EvalResult, evaluate_predictions
-from curate.finetune._loop import claim_run, fit_selected
+from curate.eval import EvalResult, evaluate_predictions
+from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame
 from curate.finetune.images import IMAGE_SIZE, load_images, small_cnn
 from curate.manifest import MIX_LAMBDA, MIX_WITH, Manifest
 from curate.train import ERM, HEADS, TensorBatches, TrainConfig, make_head
@@ -158,18 +158,11 @@ def _features(model: Any, x: np.ndarray) -> np.ndarray:
     return _outputs(model, x, 1)
 
 
-def _frame(ids: list[str], pred: np.ndarray) -> pl.DataFrame:
-    return pl.DataFrame({S.SAMPLE_ID: ids, PREDICTION: pred.astype(np.int64)})
-
-
 def _inputs(
     manifest: Manifest, table: SampleTable, emb: EmbeddingTable | None, cfg: FinetuneConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
     """Training rows (mixing applied), val and test inputs for the configured backbone."""
-    val_ids = table.split("val").frame[S.SAMPLE_ID].to_list()
-    test_ids = table.split("test").frame[S.SAMPLE_ID].to_list()
-    if not val_ids or not test_ids:
-        raise InputDataError("fine-tuning needs non-empty val and test splits", file=table.where)
+    val_ids, test_ids = eval_ids(table)
     if cfg.backbone == "cnn":
 
         def pixels(ids: list[str]) -> np.ndarray:
@@ -246,7 +239,7 @@ def train_head(
         batches,
         cfg.train_config(),
         lambda: evaluate_predictions(
-            table, _frame(val_ids, _predict(model, xv)), split="val", pseudo_groups=pseudo_groups
+            table, prediction_frame(val_ids, _predict(model, xv)), split="val", pseudo_groups=pseudo_groups
         ),
         out=out,
         record=(f[S.SAMPLE_ID].to_list(), y, n_classes),
@@ -256,9 +249,9 @@ def train_head(
         pred_v, pred_t = _dfr(model, table, xv, xt, val_ids, cfg.seed)
     else:
         pred_v, pred_t = _predict(model, xv), _predict(model, xt)
-    val = evaluate_predictions(table, _frame(val_ids, pred_v), split="val", pseudo_groups=pseudo_groups)
-    test = evaluate_predictions(table, _frame(test_ids, pred_t), split="test", pseudo_groups=pseudo_groups)
-    preds = pl.concat([_frame(val_ids, pred_v), _frame(test_ids, pred_t)])
+    val = evaluate_predictions(table, prediction_frame(val_ids, pred_v), split="val", pseudo_groups=pseudo_groups)
+    test = evaluate_predictions(table, prediction_frame(test_ids, pred_t), split="test", pseudo_groups=pseudo_groups)
+    preds = pl.concat([prediction_frame(val_ids, pred_v), prediction_frame(test_ids, pred_t)])
     return FinetuneResult(val, test, best_epoch, preds, cfg.to_dict())
 
 

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from curate._core import schema as S
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.errors import ConfigError
-from curate.eval import PREDICTION, EvalResult, evaluate_predictions
+from curate.eval import EvalResult, evaluate_predictions
+from curate.finetune._loop import eval_ids, prediction_frame
 from curate.finetune.images import IMAGE_SIZE, load_images, small_cnn
 from curate.manifest import Manifest
 from curate.train import ERM, TensorBatches, TrainConfig, fit
@@ -107,8 +107,7 @@ def masktune(manifest: Manifest, table: SampleTable, cfg: MaskTuneConfig | None 
     x = torch.from_numpy(load_images(table, ids, size=cfg.image_size))
     y = torch.from_numpy(f[S.LABEL].to_numpy().astype(np.int64))
     w = torch.from_numpy(f[S.WEIGHT].to_numpy().astype(np.float32))
-    val_ids = table.split("val").frame[S.SAMPLE_ID].to_list()
-    test_ids = table.split("test").frame[S.SAMPLE_ID].to_list()
+    val_ids, test_ids = eval_ids(table)
     xv = torch.from_numpy(load_images(table, val_ids, size=cfg.image_size))
     xt = torch.from_numpy(load_images(table, test_ids, size=cfg.image_size))
     n_classes = max(table.n_classes, int(y.max()) + 1)
@@ -148,9 +147,7 @@ def masktune(manifest: Manifest, table: SampleTable, cfg: MaskTuneConfig | None 
     mt_v, mt_t = predict(tuned, xv), predict(tuned, xt)
 
     def ev(split: str, split_ids: list[str], pred: np.ndarray) -> EvalResult:
-        return evaluate_predictions(
-            table, pl.DataFrame({S.SAMPLE_ID: split_ids, PREDICTION: pred.astype(np.int64)}), split=split
-        )
+        return evaluate_predictions(table, prediction_frame(split_ids, pred), split=split)
 
     agree = erm_t == mt_t
     labels_t = table.split("test").frame[S.LABEL].to_numpy()

@@ -161,11 +161,7 @@ def kmeans(
     assign = np.empty(len(x), dtype=np.int64)
     inertia = 0.0
     for start in range(0, len(x), ASSIGN_CHUNK):
-        part = (
-            train
-            if n_train == len(x) and len(x) <= ASSIGN_CHUNK
-            else _prepare(x[start : start + ASSIGN_CHUNK], spherical, start)
-        )
+        part = _prepare(x[start : start + ASSIGN_CHUNK], spherical, start)
         score, a = km.index.search(part, 1)  # spherical: inner products; otherwise squared L2 distances
         sq = np.maximum(2.0 - 2.0 * score[:, 0], 0.0) if spherical else score[:, 0]
         assign[start : start + len(part)] = a[:, 0]

@@ -37,23 +37,19 @@ def test_groupdro_weights_move_to_the_worst_group() -> None:
     assert float(dro.q[1]) > 0.99
 
 
+def _two_rows(labels: list[int], mix_with: list[str | None], mix_lambda: list[float | None]) -> Manifest:
+    """A manifest of samples ``a`` and ``b`` (weight 1) with the given mixing pairs."""
+    frame = {"sample_id": ["a", "b"], "source": ["a", "b"], "label": labels, "weight": [1.0, 1.0]}
+    return Manifest(manifest_frame(pl.DataFrame(frame | {"mix_with": mix_with, "mix_lambda": mix_lambda})))
+
+
 def test_manifest_inputs_mix_embeddings() -> None:
     from curate.embed import EmbeddingTable
 
     emb = EmbeddingTable(pl.Series("sample_id", ["a", "b"]), np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
-    rows = manifest_frame(
-        pl.DataFrame(
-            {
-                "sample_id": ["a", "b"],
-                "source": ["a", "b"],
-                "label": [0, 1],
-                "weight": [1.0, 1.0],
-                "mix_with": [None, "a"],
-                "mix_lambda": [None, 0.25],
-            }
-        )
+    x = manifest_inputs(
+        _two_rows([0, 1], [None, "a"], [None, 0.25]), emb, np.zeros(2, np.float32), np.ones(2, np.float32)
     )
-    x = manifest_inputs(Manifest(rows), emb, np.zeros(2, np.float32), np.ones(2, np.float32))
     np.testing.assert_allclose(x, [[1.0, 0.0], [0.25, 0.75]])
 
 
@@ -116,19 +112,7 @@ def test_small_cnn_backbone_on_images(digits_dir: Path, tmp_path: Path) -> None:
 def test_mixing_pairs_apply_to_pixels() -> None:
     from curate.finetune.heads import mix_rows
 
-    rows = manifest_frame(
-        pl.DataFrame(
-            {
-                "sample_id": ["a", "b"],
-                "source": ["a", "b"],
-                "label": [0, 0],
-                "weight": [1.0, 1.0],
-                "mix_with": ["b", None],
-                "mix_lambda": [0.8, None],
-            }
-        )
-    )
     images = {"a": np.zeros((3, 2, 2), np.float32), "b": np.ones((3, 2, 2), np.float32)}
-    x = mix_rows(Manifest(rows), lambda ids: np.stack([images[i] for i in ids]))
+    x = mix_rows(_two_rows([0, 0], ["b", None], [0.8, None]), lambda ids: np.stack([images[i] for i in ids]))
     np.testing.assert_allclose(x[0], 0.8)
     np.testing.assert_allclose(x[1], 1.0)
