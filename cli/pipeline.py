@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 import typer
 
 from cli._render import console, show
@@ -24,6 +23,11 @@ def run(
     config: Path | None = typer.Option(None, help="TOML with [embed] [dynamics] [detect] [select] [finetune] tables"),
     workspace: Path | None = typer.Option(None, help="where cached stages live (default: $CURATE_CACHE_DIR)"),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
+    backbone: str = typer.Option(
+        "auto",
+        help="network: fine-tune the encoder's network as the classifier; head: a head on its frozen embeddings "
+        "(fast); auto: network where a GPU is found, head on the CPU",
+    ),
 ) -> None:
     """Run curation end to end and report worst-group accuracy on the test split."""
     settings = api.read_run_config(config) if config is not None else None
@@ -41,14 +45,7 @@ def run(
             config=settings,
             workspace=workspace,
             device=device,
+            backbone=backbone,
         )
-        rows.append(
-            {
-                "method": m,
-                "acc_wg": metrics["acc_wg"],
-                "acc_avg": metrics["acc_avg"],
-                "adj_acc_avg": metrics["adj_acc_avg"],
-                "group labels used": metrics["group_labels"],
-            }
-        )
-    show(pl.DataFrame(rows), f"{table.name}: test worst-group accuracy (seed {seed})")
+        rows.append(metrics)
+    show(api.run_table(rows), f"{table.name}: test worst-group accuracy (seed {seed})")

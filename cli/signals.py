@@ -48,33 +48,47 @@ def embed(
 def dynamics(
     workspace: Path = typer.Argument(..., help="workspace folder (from `curate embed`)"),
     encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
-    head: str = typer.Option("linear", help="proxy head: linear or mlp"),
+    proxy: str = typer.Option(
+        "linear", help="linear or mlp: a head on the embeddings; network: the backbone fine-tuned on the train split"
+    ),
+    backbone: str | None = typer.Option(None, help="network proxy: backbone (default: the embeddings' encoder)"),
+    train_from: str = typer.Option("all", help="network proxy: the stage from which layers train"),
+    image_size: int | None = typer.Option(None, help="network proxy: input size (default: 96 on CPU, native on GPU)"),
     hidden: int = typer.Option(256, help="MLP hidden width"),
-    epochs: int = typer.Option(20, help="training epochs"),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
-    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay"),
-    batch_size: int = typer.Option(128, help="batch size"),
+    epochs: int | None = typer.Option(
+        None, help="training epochs (default: 20 for a head, the backbone's for network)"
+    ),
+    lr: float | None = typer.Option(None, help="learning rate (default: 1e-3 for a head, the backbone's for network)"),
+    weight_decay: float | None = typer.Option(None, help="weight decay (default: 1e-4 for a head)"),
+    batch_size: int | None = typer.Option(None, help="batch size (default: 128 for a head)"),
     runs: int = typer.Option(1, help="independent runs (EL2N is averaged over them)"),
     seed: int = typer.Option(0, help="seed"),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
     cache: bool = typer.Option(True, help="reuse a finished recording"),
 ) -> None:
-    """Train a proxy head on the embeddings, record training dynamics, and write every dynamics score."""
-    table, emb, _, _ = api.workspace_signals(workspace, encoder)
-    cfg = api.ProxyConfig(
-        head=head,
-        hidden=hidden,
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        runs=runs,
-        seed=seed,
-    )
-    log = api.record_dynamics(table, emb, config=cfg, device=device, cache=cache, workspace=workspace)
+    """Record per-sample training dynamics (a proxy head on the embeddings, or the fine-tuned network) and
+    write every dynamics score."""
+    given = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size}
+    given = {k: v for k, v in given.items() if v is not None}
+    if proxy == "network":
+        ws = api.Workspace(workspace)
+        table = ws.table()
+        if backbone is None:
+            _, emb, _, _ = api.workspace_signals(workspace, encoder)
+            backbone = str(emb.meta.get("encoder"))
+        cfg = api.FinetuneConfig(backbone=backbone, train_from=train_from, image_size=image_size, seed=seed, **given)
+        log = api.record_network_dynamics(table, config=cfg, runs=runs, device=device, cache=cache, workspace=ws)
+        what = f"fine-tuned {backbone}; eval-mode pass in {api.Workspace(workspace).lookup('dynamics', backbone)}/eval"
+    else:
+        table, emb, _, _ = api.workspace_signals(workspace, encoder)
+        pcfg = api.ProxyConfig(head=proxy, hidden=hidden, runs=runs, seed=seed, **given)
+        log = api.record_dynamics(table, emb, config=pcfg, device=device, cache=cache, workspace=workspace)
+        what = f"{proxy} proxy"
     scores = api.score_dynamics(log)
     out = api.write_scores(workspace, "dynamics", scores)
-    console.print(f"{log.frame.height} records ({len(log.runs)} run(s) x {log.n_epochs} epochs); scores in {out}")
+    console.print(
+        f"{log.frame.height} records ({len(log.runs)} run(s) x {log.n_epochs} epochs, {what}); scores in {out}"
+    )
     show(api.summarize_by_group(table, scores), "mean score by group (train split)")
 
 

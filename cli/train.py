@@ -13,46 +13,59 @@ from curate import api
 
 
 def finetune(
-    workspace: Path = typer.Argument(..., help="workspace (after `curate embed`)"),
+    workspace: Path = typer.Argument(..., help="workspace (holds the dataset; heads also need `curate embed`)"),
     manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest to train on"),
-    method: str = typer.Option(
-        "erm",
-        help="erm, groupdro, dfr; masktune (small CNN on images); contrastive (CLIP-style pair, attributes in words)",
-    ),
+    method: str = typer.Option("erm", help="a fine-tune method: " + ", ".join(api.FINETUNE_METHODS.names())),
     out: Path = typer.Option(..., "--out", "-o", help="run folder (metrics, predictions, checkpoints, dynamics)"),
-    backbone: str = typer.Option("head", help="head: on the frozen embeddings; cnn: a small CNN on the images"),
-    head: str = typer.Option("linear", help="linear or mlp head on the frozen embeddings"),
-    epochs: int = typer.Option(30, help="epochs (the best by validation worst-group accuracy is kept)"),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    backbone: str = typer.Option(
+        "head",
+        help="head: a head on the frozen embeddings; or a network to fine-tune: efficientnet-lite0, minilm, "
+        "torchvision:<arch>:<weights>, hf-text:<model>, clip:<model>, small-cnn (see `curate list backbones`)",
+    ),
+    train_from: str = typer.Option("all", help="network: the stage from which layers train (others frozen)"),
+    image_size: int | None = typer.Option(None, help="network: input size (default: 96 on CPU, native on GPU)"),
+    head: str = typer.Option("linear", help="head backbone: linear or mlp"),
+    epochs: int | None = typer.Option(None, help="epochs (default: the backbone's; the best by val WGA is kept)"),
+    lr: float | None = typer.Option(None, help="learning rate (default: the backbone's, from the papers)"),
+    batch_size: int | None = typer.Option(None, help="batch size (default: the backbone's)"),
+    augment: bool = typer.Option(False, help="network: random resized crops and flips"),
     groups: str = typer.Option("true", help="GroupDRO groups: true or pseudo"),
     spurious: list[str] = typer.Option(
         [], "--spurious", help="contrastive: a spurious attribute in words (repeatable; default: the dataset's)"
     ),
     text_encoder: str | None = typer.Option(None, help="contrastive: prompt tower (default: CLIP's own, else minilm)"),
     encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
     seed: int = typer.Option(0, help="seed"),
 ) -> None:
-    """Train a head on a manifest's rows and evaluate it (WILDS metrics) on val and test."""
-    table, emb, _, _ = api.workspace_signals(workspace, encoder)
+    """Train on a manifest's rows (a head, or the pretrained network fine-tuned) and evaluate it on val and test."""
+    needs_embeddings = method == "contrastive" or (backbone == "head" and method != "masktune")
+    if needs_embeddings:
+        table, emb, _, _ = api.workspace_signals(workspace, encoder)
+    else:
+        table, emb = api.Workspace(workspace).table(), None
     m = api.read_manifest(manifest, dataset_ids=table.ids)
-    if method == "masktune":
-        mt = api.masktune(m, table, api.MaskTuneConfig(epochs=epochs, lr=lr, seed=seed), out=out)
-        console.print(
-            f"masktune on {m.method} manifest: test acc_wg {mt.test.acc_wg:.4f} (ERM {mt.erm_test.acc_wg:.4f}), "
-            f"acc_avg {mt.test.acc_avg:.4f}; selective: coverage {mt.coverage:.3f}, accuracy {mt.selective_accuracy:.4f} -> {out}"
-        )
-        return
+    common = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    common = {k: v for k, v in common.items() if v is not None}
+    cfg: object
     if method == "contrastive":
-        ccfg = api.ContrastiveConfig(spurious=tuple(spurious), epochs=epochs, seed=seed)
-        r = api.contrastive(table, emb, m, ccfg, text_encoder=text_encoder, out=out)
+        cfg = api.ContrastiveConfig(spurious=tuple(spurious), text_encoder=text_encoder, **common)
+    elif method == "masktune":
+        net = backbone if backbone != "head" else "efficientnet-lite0"
+        cfg = api.MaskTuneConfig(backbone=net, train_from=train_from, image_size=image_size, augment=augment, **common)
     else:
         cfg = api.FinetuneConfig(
-            method=method, backbone=backbone, head=head, epochs=epochs, lr=lr, groups=groups, seed=seed
-        )
-        r = api.finetune(table, emb, m, cfg, out=out)
+            method=method, backbone=backbone, head=head, train_from=train_from, image_size=image_size,
+            augment=augment, groups=groups, **common,
+        )  # fmt: skip
+    r = api.finetune(table, emb, m, cfg, method=method, out=out, device=device)
+    extra = ""
+    if method == "masktune":
+        erm = r.extra["erm_test"]["acc_wg"]
+        extra = f" (its ERM: {erm:.4f}); masked pixels {r.extra['masked_share']:.3f}"
     console.print(
-        f"{method} on {m.method} manifest: best epoch {r.best_epoch}; "
-        f"test acc_wg {r.test.acc_wg:.4f}, acc_avg {r.test.acc_avg:.4f} ({r.test.group_source} groups) -> {out}"
+        f"{method} ({api.backbone_of(cfg)}) on {m.method} manifest: best epoch {r.best_epoch}; "
+        f"test acc_wg {r.test.acc_wg:.4f}{extra}, acc_avg {r.test.acc_avg:.4f} ({r.test.group_source} groups) -> {out}"
     )
 
 

@@ -6,6 +6,7 @@ Every table in curate is keyed by ``sample_id`` (a string); joins go by id, neve
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import polars as pl
 
@@ -26,6 +27,12 @@ SOURCE = "source"
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SOURCE_COLUMNS: tuple[str, ...] = (PATH, TEXT)
+
+
+def source_column(frame: Any) -> str:
+    """``path`` when the frame has file paths, else ``text``."""
+    return PATH if PATH in frame.columns else TEXT
+
 
 DTYPES: dict[str, pl.DataType] = {
     SAMPLE_ID: pl.String(),

@@ -24,11 +24,13 @@ CLUSTER = "cluster"
 
 @dataclass(frozen=True)
 class Signals:
-    """Inputs a detector may use: embeddings of the dataset and the proxy's training dynamics."""
+    """Inputs a detector may use: embeddings of the dataset and the proxy's training dynamics, and
+    the resolved device on which a detector that trains (SPARE's proxy) runs."""
 
     embeddings: EmbeddingTable | None = None
     dynamics: DynamicsLog | None = None
     proxy_config: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
 
     def need_embeddings(self, who: str) -> EmbeddingTable:
         """The embeddings, or an error naming the detector that needs them."""

@@ -37,14 +37,13 @@ def spare(
     silhouette_threshold: float = SILHOUETTE_THRESHOLD,
     high_sampling_power: float = HIGH_SAMPLING_POWER,
     seed: int = 0,
-    device: str = "cpu",
 ) -> Discovery:
     """SPARE's per-class clusters of early outputs and per-class sampling powers (in ``extra``)."""
     emb = signals.need_embeddings("spare")
     log = signals.need_dynamics("spare")
     e = log.early_epoch() if epoch is None else epoch
     cfg = ProxyConfig(**signals.proxy_config) if signals.proxy_config else ProxyConfig()
-    ids, probs = proxy_outputs(emb, table, cfg, epochs=e + 1, device=device)
+    ids, probs = proxy_outputs(emb, table, cfg, epochs=e + 1, device=signals.device)
     rows = train_rows(table)
     order = pl.DataFrame({S.SAMPLE_ID: ids, "_i": np.arange(len(ids))})
     idx = rows.join(order, on=S.SAMPLE_ID, how="left", maintain_order="left")["_i"].to_numpy()

@@ -4,14 +4,16 @@ from curate.dynamics import aum, cartography, el2n, forgetting, grand, loss  # n
 from curate.dynamics._registry import SCORERS
 from curate.dynamics.log import DynamicsLog
 from curate.dynamics.proxy import ProxyConfig, proxy_outputs, train_inputs, train_proxy
-from curate.dynamics.recorder import DynamicsRecorder, epoch_signals
+from curate.dynamics.recorder import DynamicsRecorder, EvalPass, epoch_signals, eval_epochs
 
 __all__ = [
     "SCORERS",
     "DynamicsLog",
     "DynamicsRecorder",
+    "EvalPass",
     "ProxyConfig",
     "epoch_signals",
+    "eval_epochs",
     "proxy_outputs",
     "train_inputs",
     "train_proxy",

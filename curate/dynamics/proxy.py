@@ -132,6 +132,7 @@ def train_proxy(
             hooks=[recorder] if record else [],
             checkpoint_dir=folder / f"run={run}",
             desc=f"proxy run {run}",
+            device=device,
         )
     return DynamicsLog.read(folder) if record else None
 
@@ -152,7 +153,7 @@ def proxy_outputs(
     ids, x, labels = train_inputs(emb, table)
     n_classes = max(table.n_classes, int(labels.max()) + 1)
     tcfg, head, batches = _head_and_batches(x, labels, n_classes, cfg, run, device)
-    fit(ERM(head), batches, replace(tcfg, epochs=max(1, epochs)), desc="proxy outputs")
+    fit(ERM(head), batches, replace(tcfg, epochs=max(1, epochs)), desc="proxy outputs", device=device)
     with torch.inference_mode():
         logits, _ = head(torch.from_numpy(x).to(device))
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()

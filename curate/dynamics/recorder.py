@@ -71,7 +71,7 @@ class DynamicsRecorder:
 
         self.folder = Path(folder) / f"run={run}"
         self.ids = pl.Series(S.SAMPLE_ID, ids, dtype=pl.String)
-        self.labels = torch.as_tensor(np.asarray(labels), device=device).long()
+        self.labels = torch.as_tensor(np.array(labels), device=device).long()
         self.n_classes = n_classes
         self.run = run
         self.device = device
@@ -154,3 +154,77 @@ class DynamicsRecorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / shard_name(epoch)) as tmp:
             frame.write_parquet(tmp, compression="lz4", statistics=False)
+
+
+class EvalPass:
+    """Training hook: at chosen epochs, an eval-mode pass over the training rows recorded as shards.
+
+    Signals from minibatch logits during training mix a moving model with augmentation and
+    dropout; the data-pruning authors score EL2N on the network in eval mode over the train set at
+    an early epoch. This hook calls ``predict()`` (eval-mode ``(logits, features)`` of every row, in
+    the ``recorder``'s index order) after each epoch in ``epochs`` and writes them through
+    ``recorder`` (same shard layout and schema as in-training dynamics, under its own folder).
+
+    Args:
+        predict: eval-mode ``(logits, features)`` numpy arrays of the rows.
+        recorder: where the shards go (``ids`` = the rows predicted).
+        epochs: the 0-based epochs after which to record.
+        total_epochs: the run's epoch count (epochs outside ``epochs`` count as done for resume).
+        restore: called after each pass (e.g. ``model.train``).
+    """
+
+    def __init__(
+        self,
+        predict: Any,
+        recorder: DynamicsRecorder,
+        epochs: set[int],
+        total_epochs: int,
+        restore: Any = None,
+    ) -> None:
+        self.predict = predict
+        self.recorder = recorder
+        self.epochs = set(epochs)
+        self.total_epochs = total_epochs
+        self.restore = restore
+
+    def done_epochs(self) -> set[int]:
+        """Epochs whose pass is on disk, plus every epoch that needs none."""
+        return {e for e in range(self.total_epochs) if e not in self.epochs} | self.recorder.done_epochs()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def on_batch(self, epoch: int, batch: dict[str, Any], out: dict[str, Any]) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if epoch not in self.epochs:
+            return
+        import torch
+
+        logits, feats = self.predict()
+        rec = self.recorder
+        rec.on_epoch_start(epoch)
+        index = torch.arange(len(logits), device=rec.device)
+        rec.on_batch(
+            epoch,
+            {"index": index},
+            {
+                "logits": torch.as_tensor(logits, device=rec.device),
+                "features": torch.as_tensor(feats, device=rec.device),
+            },
+        )
+        rec.on_epoch_end(epoch)
+        rec.flush()
+        if self.restore is not None:
+            self.restore()
+
+    def flush(self) -> None:
+        """Every pass is written synchronously; nothing to wait for."""
+        self.recorder.flush()
+
+
+def eval_epochs(total_epochs: int, fractions: tuple[float, ...]) -> set[int]:
+    """The 0-based epochs at ``fractions`` of training: ``round(f·E) − 1``, at least epoch 0
+    (0.4 of 25 epochs → epoch index 9, the data-pruning authors' EL2N epoch)."""
+    return {min(total_epochs - 1, max(0, round(f * total_epochs) - 1)) for f in fractions}

@@ -1,8 +1,20 @@
-"""Layer 2: pretrained encoders (registry, loading by name or path) and batched embedding."""
+"""Layer 2: pretrained encoders (registry, loading by name or path), batched embedding, and the
+same networks as trainable backbones."""
 
 from curate.embed._base import Encoder, ImagePreprocess
+from curate.embed.backbones import BACKBONES, Backbone, create_backbone
 from curate.embed.registry import ENCODERS, create_encoder
 from curate.embed.run import embed_table
 from curate.embed.table import EmbeddingTable
 
-__all__ = ["ENCODERS", "EmbeddingTable", "Encoder", "ImagePreprocess", "create_encoder", "embed_table"]
+__all__ = [
+    "BACKBONES",
+    "ENCODERS",
+    "Backbone",
+    "EmbeddingTable",
+    "Encoder",
+    "ImagePreprocess",
+    "create_backbone",
+    "create_encoder",
+    "embed_table",
+]

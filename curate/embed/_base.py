@@ -28,6 +28,21 @@ class ImagePreprocess:
         """Plain-data form (cache key and provenance)."""
         return asdict(self)
 
+    def train_transform(self, scale: tuple[float, float] = (0.7, 1.0)) -> Callable[[Any], Any]:
+        """Training augmentation (Sagawa et al.'s for Waterbirds/CelebA): a random resized crop of
+        ``scale`` of the area to ``crop``, a random horizontal flip, then the same normalisation."""
+        from torchvision import transforms as T
+
+        modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+        return T.Compose(
+            [
+                T.RandomResizedCrop(self.crop, scale=scale, interpolation=modes[self.interpolation], antialias=True),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+                T.Normalize(self.mean, self.std),
+            ]
+        )
+
     def transform(self) -> Callable[[Any], Any]:
         """A torchvision transform taking a PIL image to a normalised ``(3, crop, crop)`` tensor."""
         from torchvision import transforms as T

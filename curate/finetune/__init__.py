@@ -1,32 +1,43 @@
-"""Layer 5: train on a manifest (ERM, GroupDRO, DFR, MaskTune, the multi-modal contrastive method) and evaluate."""
+"""Layer 5: train on a manifest and evaluate: ERM, GroupDRO and DFR on a head or the fine-tuned
+network, MaskTune, and the multi-modal contrastive method, each answering one protocol
+(:func:`train` with a :class:`TrainRequest`; registry :data:`FINETUNE_METHODS`)."""
 
-from curate.finetune.contrastive import ContrastiveConfig, clip_pair, contrastive_loss, train_contrastive
-from curate.finetune.heads import (
-    BACKBONES,
-    METHODS,
-    FinetuneConfig,
-    FinetuneResult,
-    GroupDRO,
-    manifest_inputs,
-    train_head,
+from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest, train
+from curate.finetune.classifier import train_classifier
+from curate.finetune.config import METHODS, FinetuneConfig
+from curate.finetune.contrastive import (
+    ContrastiveConfig,
+    clip_pair,
+    contrastive_loss,
+    fit_contrastive,
+    train_contrastive,
 )
-from curate.finetune.masktune import MaskTuneConfig, MaskTuneResult, mask_above_threshold, masktune, xgradcam
+from curate.finetune.groupdro import GroupDRO
+from curate.finetune.heads import manifest_inputs, train_head
+from curate.finetune.masktune import MaskTuneConfig, mask_above_threshold, masktune, saliency_masks, xgradcam
+from curate.finetune.network import train_network
 
 __all__ = [
-    "BACKBONES",
+    "FINETUNE_METHODS",
     "METHODS",
     "ContrastiveConfig",
     "FinetuneConfig",
     "FinetuneResult",
     "GroupDRO",
     "MaskTuneConfig",
-    "MaskTuneResult",
+    "TrainRequest",
+    "Trainer",
     "clip_pair",
     "contrastive_loss",
+    "fit_contrastive",
     "manifest_inputs",
     "mask_above_threshold",
     "masktune",
+    "saliency_masks",
+    "train",
+    "train_classifier",
     "train_contrastive",
     "train_head",
+    "train_network",
     "xgradcam",
 ]

@@ -22,8 +22,13 @@ from curate._core.io import atomic_path, write_text_atomic
 from curate.data.table import SampleTable
 from curate.dynamics import DynamicsRecorder
 from curate.errors import InputDataError
-from curate.eval import PREDICTION, EvalResult
-from curate.train import TrainConfig, fit
+from curate.eval import PREDICTION, EvalResult, evaluate_predictions
+from curate.finetune._base import FinetuneResult, TrainRequest
+from curate.finetune.config import FinetuneConfig
+from curate.finetune.dfr import dfr_predict
+from curate.finetune.groupdro import GroupDRO
+from curate.manifest import Manifest
+from curate.train import ERM, TrainConfig, fit
 
 BEST = "best.pt"
 CHECKPOINTS = "checkpoints"
@@ -113,6 +118,10 @@ def fit_selected(
     out: str | Path | None = None,
     record: tuple[list[str], Any, int] | None = None,
     desc: str = "fine-tune",
+    device: str = "cpu",
+    dynamics: tuple[Path | None, int] = (None, 0),
+    hooks: tuple[Any, ...] = (),
+    channels_last: bool = False,
 ) -> int:
     """Train with :func:`curate.train.fit`, load the best validation state into ``method.model``.
 
@@ -120,19 +129,81 @@ def fit_selected(
         score: evaluates the current model on validation.
         out: run folder for checkpoints and dynamics (None: in memory only, nothing resumable).
         record: ``(ids, labels, n_classes)`` of the training rows, to record per-sample dynamics in ``out``.
+        dynamics: ``(folder, run)`` the recorder writes to (folder None: ``out/dynamics``, run 0).
+        device: the resolved device the loop trains on.
+        hooks: more hooks, run after model selection and the recorder.
+        channels_last: train in channels-last layout.
 
     Returns:
         The selected epoch.
     """
     folder = None if out is None else Path(out)
     select = SelectBest(method.model, score, None if folder is None else folder / CHECKPOINTS)
-    hooks: list[Any] = [select]
-    if folder is not None and record is not None:
+    all_hooks: list[Any] = [select]
+    dyn_folder = dynamics[0] or (None if folder is None else folder / DYNAMICS)
+    if dyn_folder is not None and record is not None:
         ids, labels, n_classes = record
-        hooks.append(DynamicsRecorder(folder / DYNAMICS, ids, labels, n_classes))
-    fit(method, batches, cfg, hooks=hooks, checkpoint_dir=None if folder is None else folder / CHECKPOINTS, desc=desc)
+        all_hooks.append(DynamicsRecorder(dyn_folder, ids, labels, n_classes, run=dynamics[1], device=device))
+    all_hooks.extend(hooks)
+    fit(
+        method,
+        batches,
+        cfg,
+        hooks=all_hooks,
+        checkpoint_dir=None if folder is None else folder / CHECKPOINTS,
+        desc=desc,
+        device=device,
+        channels_last=channels_last,
+    )
     if not select.state:  # the run was complete but its best.pt is gone: keep the final state
         select.on_epoch_end(cfg.epochs - 1)
     method.model.load_state_dict(select.state)
     method.model.eval()
     return select.epoch
+
+
+def make_method(model: Any, cfg: FinetuneConfig, manifest: Manifest) -> tuple[Any, np.ndarray | None]:
+    """ERM (also for DFR's first stage) or GroupDRO over the manifest's true or pseudo groups.
+
+    Returns:
+        The method and, for GroupDRO, each manifest row's group (None otherwise).
+
+    Raises:
+        InputDataError: GroupDRO without the group column it needs.
+    """
+    if cfg.method != "groupdro":
+        return ERM(model), None
+    f = manifest.frame
+    key = S.GROUP if cfg.groups == "true" else S.PSEUDO_GROUP
+    if f[key].null_count():
+        raise InputDataError(
+            f"GroupDRO needs the manifest's {key!r} column filled",
+            file=manifest.method,
+            fix="use groups='pseudo' with a discovery, or a dataset with group labels",
+        )
+    groups = f[key].to_numpy().astype(np.int64)
+    return GroupDRO(model, int(groups.max()) + 1, cfg.dro_eta), groups
+
+
+def classifier_result(
+    request: TrainRequest,
+    cfg: FinetuneConfig,
+    settings: dict[str, Any],
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]],
+    best_epoch: int,
+    extra: dict[str, Any] | None = None,
+) -> FinetuneResult:
+    """Evaluate the selected model's ``outputs`` (``{"val"|"test": (logits, features)}`` in
+    :func:`eval_ids` order); DFR refits the last layer on the val features first."""
+    table = request.table
+    val_ids, test_ids = eval_ids(table)
+    (lv, hv), (lt, ht) = outputs["val"], outputs["test"]
+    extra = dict(extra or {})
+    if cfg.method == "dfr":
+        pred_v, pred_t, extra["dfr"] = dfr_predict(hv, ht, table, val_ids, cfg.seed)
+    else:
+        pred_v, pred_t = lv.argmax(1), lt.argmax(1)
+    pv, pt = prediction_frame(val_ids, pred_v), prediction_frame(test_ids, pred_t)
+    val = evaluate_predictions(table, pv, split="val", pseudo_groups=request.pseudo_groups)
+    test = evaluate_predictions(table, pt, split="test", pseudo_groups=request.pseudo_groups)
+    return FinetuneResult(val, test, best_epoch, pl.concat([pv, pt]), settings, extra)

@@ -45,8 +45,9 @@ from curate.data.table import SampleTable
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 from curate.eval import evaluate_predictions
+from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
 from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame
-from curate.finetune.heads import FinetuneResult, manifest_inputs
+from curate.finetune.heads import manifest_inputs
 from curate.manifest import Manifest
 from curate.train import TensorBatches, TrainConfig, fit
 
@@ -57,9 +58,12 @@ TERMS = ("clip", "image", "crossmodal", "language", "spurious")
 
 @dataclass(frozen=True, kw_only=True)
 class ContrastiveConfig:
-    """Settings; ``spurious``: the attribute values in words (default: the dataset's attribute names)."""
+    """Settings; ``spurious``: the attribute values in words (default: the dataset's attribute names);
+    ``text_encoder``: the prompt tower (default: the same ``clip:`` model when the embeddings are
+    CLIP's, whose projections then start aligned, else ``minilm``)."""
 
     spurious: tuple[str, ...] = ()
+    text_encoder: str | None = None
     templates: tuple[str, ...] | None = None
     clip_weight: float = 1.0
     image_weight: float = 1.0
@@ -226,7 +230,42 @@ def prompt_texts(names: tuple[str, ...], templates: tuple[str, ...]) -> list[str
     return [t.format(n) for t in templates for n in names]
 
 
-def train_contrastive(
+def train_contrastive(request: TrainRequest, cfg: ContrastiveConfig) -> FinetuneResult:
+    """The method on a request: the input tower is the one that made ``request.embeddings``, the
+    prompt tower ``cfg.text_encoder``, both on ``request.device``.
+
+    Raises:
+        InputDataError: no embeddings, no class names, or no spurious attributes in words.
+        ConfigError: the prompt tower cannot embed text.
+    """
+    import torch
+
+    from curate.embed import create_encoder
+
+    emb = request.embeddings
+    if emb is None:
+        raise InputDataError(
+            "the contrastive method trains on the workspace's embeddings", file=request.table.where,
+            fix="run `curate embed` first",
+        )  # fmt: skip
+    source = str(emb.meta.get("encoder", ""))
+    is_clip = source.startswith("clip:")
+    spec = cfg.text_encoder or (source if is_clip else "minilm")
+    encoder = create_encoder(spec)
+    encoder.check_modality("text")
+
+    def encode_text(texts: list[str]) -> np.ndarray:
+        encoder.load(request.device)
+        with torch.inference_mode():
+            return encoder.encode_text(texts).float().cpu().numpy()
+
+    return fit_contrastive(
+        request.manifest, request.table, emb, encode_text, cfg, identity=is_clip and spec == source,
+        pseudo_groups=request.pseudo_groups, out=request.out, device=request.device, hooks=request.hooks,
+    )  # fmt: skip
+
+
+def fit_contrastive(
     manifest: Manifest,
     table: SampleTable,
     emb: EmbeddingTable,
@@ -236,6 +275,8 @@ def train_contrastive(
     identity: bool = False,
     pseudo_groups: pl.DataFrame | None = None,
     out: str | Path | None = None,
+    device: str = "cpu",
+    hooks: tuple[Any, ...] = (),
 ) -> FinetuneResult:
     """Fine-tune the projections of a CLIP-style pair on the manifest's rows (Yang et al. 2023).
 
@@ -283,8 +324,9 @@ def train_contrastive(
 
     def batches(seed: int) -> TensorBatches:
         return TensorBatches(
-            torch.from_numpy(x), torch.from_numpy(y), batch_size=cfg.batch_size, seed=seed, weight=torch.from_numpy(w)
-        )
+            torch.from_numpy(x), torch.from_numpy(y), batch_size=cfg.batch_size, seed=seed,
+            weight=torch.from_numpy(w), device=device,
+        )  # fmt: skip
 
     folder = None if out is None else Path(out)
     if folder is not None:
@@ -306,12 +348,13 @@ def train_contrastive(
             align,
             checkpoint_dir=None if folder is None else folder / "align",
             desc="contrastive: align projections",
+            device=device,
         )
 
     def predict(xs: np.ndarray) -> np.ndarray:
         model.eval()
         with torch.inference_mode():
-            return model(torch.from_numpy(xs))[0].argmax(1).numpy()
+            return model(torch.from_numpy(xs).to(device))[0].argmax(1).cpu().numpy()
 
     tcfg = TrainConfig(
         epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed
@@ -326,6 +369,8 @@ def train_contrastive(
         out=folder,
         record=(f[S.SAMPLE_ID].to_list(), y, n_c),
         desc="contrastive",
+        device=device,
+        hooks=hooks,
     )
     pred_v, pred_t = predict(xv), predict(xt)
     val = evaluate_predictions(table, prediction_frame(val_ids, pred_v), split="val", pseudo_groups=pseudo_groups)
@@ -334,3 +379,11 @@ def train_contrastive(
     return FinetuneResult(
         val, test, best, pl.concat([prediction_frame(val_ids, pred_v), prediction_frame(test_ids, pred_t)]), config
     )
+
+
+FINETUNE_METHODS.add(
+    "contrastive",
+    Trainer(ContrastiveConfig, train_contrastive),
+    group_labels="none",
+    description="multi-modal contrastive fine-tuning (Yang et al. 2023), spurious attributes named in words",
+)

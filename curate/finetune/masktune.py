@@ -1,163 +1,264 @@
 """MaskTune (Taghanaki et al., NeurIPS 2022, "MaskTune: Mitigating Spurious Correlations by Forcing
-to Explore").
+to Explore"), on a fine-tuned network (``backbone``: any image backbone with convolutional maps).
 
-1. Train ERM (here: a small CNN from scratch on the manifest's images).
-2. For each training image, an xGradCAM saliency map of the trained model for its label:
+1. Train ERM on the manifest (the network trainer; model selection on validation WGA).
+2. For each training row, an xGradCAM map of the **best** ERM model for its label:
    ``α_k = Σ_ij (A_kij / Σ_ij A_kij) · ∂y_c/∂A_kij``, map = ReLU(Σ_k α_k A_k), upsampled to the input.
-3. Threshold each map at its ``mean + 2·std`` (from the authors' code) and zero the input pixels above it.
-4. Fine-tune the ERM model for ONE epoch on the masked images (no new data, no group labels).
-5. Selective classification: abstain where the ERM model and the masked model disagree.
+3. Threshold each map at ``mean + 2·std`` of its **positive** values (the authors' code takes
+   nanmean/nanstd over ``heat_maps > 0``) and zero the input pixels above it (black pixels: the
+   normalised value of 0).
+4. Fine-tune for **one epoch** on the masked rows, continuing from the **last** ERM checkpoint with
+   its optimiser (and schedule), no new data and no group labels.
+5. Selective classification: confidence = max of ``normalise(p_erm · p_masked)``, thresholds
+   calibrated on validation for target coverages; the test accuracy–coverage curve is reported.
+It targets *localised* shortcuts that saliency can find.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curate._core import schema as S
-from curate._core.seed import derive_seed
-from curate.data.table import SampleTable
-from curate.errors import ConfigError
-from curate.eval import EvalResult, evaluate_predictions
-from curate.finetune._loop import eval_ids, prediction_frame
-from curate.finetune.images import IMAGE_SIZE, load_images, small_cnn
-from curate.manifest import Manifest
-from curate.train import ERM, TensorBatches, TrainConfig, fit
+from curate.errors import ConfigError, InputDataError
+from curate.eval import evaluate_predictions
+from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
+from curate.finetune._loop import CHECKPOINTS, eval_ids, prediction_frame
+from curate.finetune.config import FinetuneConfig
+from curate.finetune.network import NetworkInputs, _Rows, train_network
+from curate.manifest import ManifestDataset
+from curate.train import ERM, LoaderBatches, fit
+from curate.train.loop import CHECKPOINT
 
-THRESHOLD_STDS = 2.0  # mean + 2·std of each saliency map (authors' code)
+THRESHOLD_STDS = 2.0  # mean + 2·std of the map's positive values (authors' code)
+COVERAGES = (1.0, 0.99, 0.98, 0.97, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
 
 
 @dataclass(frozen=True, kw_only=True)
-class MaskTuneConfig:
-    """ERM settings for step 1; step 4 always runs one epoch at ``finetune_lr``."""
+class MaskTuneConfig(FinetuneConfig):
+    """The ERM stage's settings (a :class:`FinetuneConfig` on a network backbone), the masking
+    threshold in standard deviations, and the target coverages of selective classification."""
 
-    epochs: int = 10
-    lr: float = 1e-3
-    finetune_lr: float = 1e-4
-    weight_decay: float = 1e-4
-    batch_size: int = 128
-    image_size: int = IMAGE_SIZE
-    seed: int = 0
+    backbone: str = "efficientnet-lite0"
+    threshold_stds: float = THRESHOLD_STDS
+    coverages: tuple[float, ...] = COVERAGES
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError.bad_param("MaskTuneConfig()", "epochs", "an integer >= 1", self.epochs)
+        super().__post_init__()
+        if self.method != "erm":
+            raise ConfigError.bad_param("MaskTuneConfig()", "method", "'erm' (its first stage)", self.method)
+        if not self.is_network:
+            raise ConfigError(
+                "MaskTune masks the saliency of a fine-tuned network; set backbone to an image network "
+                "(e.g. efficientnet-lite0), not 'head'"
+            )
+        if not all(0.0 < c <= 1.0 for c in self.coverages):
+            raise ConfigError.bad_param("MaskTuneConfig()", "coverages", "floats in (0, 1]", self.coverages)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (provenance)."""
-        return asdict(self)
 
+def xgradcam(model: Any, x: Any, labels: Any) -> Any:
+    """xGradCAM maps ``(N, H, W)`` of ``model`` for ``labels``, upsampled to the input size (torch).
 
-def xgradcam(model: Any, x: Any, labels: Any, *, batch_size: int = 256) -> Any:
-    """xGradCAM maps ``(N, H, W)`` for ``labels``, upsampled to the input size (torch tensor)."""
+    ``model(x)`` returns ``(logits, features)`` and leaves its last convolutional maps in
+    ``model.last_maps`` (networks do when ``keep_maps`` is set).
+    """
     import torch
     import torch.nn.functional as F
 
     model.eval()
-    out = []
-    for s in range(0, len(x), batch_size):
-        xb = x[s : s + batch_size].detach().requires_grad_(True)  # keeps maps in the graph for any model
-        logits, _ = model(xb)
-        maps = model.last_maps
-        score = logits.gather(1, labels[s : s + batch_size, None]).sum()
-        grads = torch.autograd.grad(score, maps)[0]
-        with torch.no_grad():
-            norm = maps / maps.sum(dim=(2, 3), keepdim=True).clamp(min=1e-8)
-            alpha = (norm * grads).sum(dim=(2, 3), keepdim=True)
-            cam = F.relu((alpha * maps).sum(dim=1, keepdim=True))
-            out.append(F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0])
-    model.last_maps = None  # drop the graph-holding activations
-    return torch.cat(out)
+    xb = x.detach().requires_grad_(True)  # keeps the maps in the graph even with frozen layers
+    logits, _ = model(xb)
+    maps = model.last_maps
+    if maps is None:
+        raise ConfigError("this backbone has no convolutional maps for Grad-CAM; use a CNN backbone")
+    score = logits.float().gather(1, labels[:, None]).sum()
+    grads = torch.autograd.grad(score, maps)[0]
+    with torch.no_grad():
+        maps, grads = maps.float(), grads.float()
+        norm = maps / maps.sum(dim=(2, 3), keepdim=True).clamp(min=1e-8)
+        alpha = (norm * grads).sum(dim=(2, 3), keepdim=True)
+        cam = F.relu((alpha * maps).sum(dim=1, keepdim=True))
+        return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
 
 
-def mask_above_threshold(x: Any, maps: Any, *, stds: float = THRESHOLD_STDS) -> tuple[Any, Any]:
-    """Zero the pixels of ``x`` (N, C, H, W) whose saliency exceeds that map's ``mean + stds·std``.
+def saliency_masks(maps: Any, *, stds: float = THRESHOLD_STDS) -> Any:
+    """Boolean masks ``(N, H, W)``: True where a map exceeds ``mean + stds·std`` of its positive values
+    (population std, as numpy's ``nanstd`` in the authors' code; a map with no positive value masks
+    nothing)."""
+    import torch
 
-    Returns the masked inputs and the boolean masks ``(N, H, W)`` (True = masked).
-    """
     flat = maps.flatten(1)
-    thr = flat.mean(1) + stds * flat.std(1)
-    masks = maps > thr[:, None, None]
-    return x * (~masks)[:, None].to(x.dtype), masks
+    pos = flat > 0
+    n = pos.sum(1).clamp(min=1)
+    mean = (flat * pos).sum(1) / n
+    var = (((flat - mean[:, None]) ** 2) * pos).sum(1) / n
+    thr = torch.where(pos.any(1), mean + stds * var.sqrt(), torch.full_like(mean, float("inf")))
+    return maps > thr[:, None, None]
 
 
-@dataclass(frozen=True)
-class MaskTuneResult:
-    """ERM and MaskTune metrics on val/test, and selective classification on test."""
+def mask_above_threshold(x: Any, maps: Any, *, stds: float = THRESHOLD_STDS, fill: Any = 0.0) -> tuple[Any, Any]:
+    """Set the pixels of ``x`` (N, C, H, W) where :func:`saliency_masks` holds to ``fill`` (a scalar or a
+    per-channel tensor: the normalised value of a black pixel). Returns the masked inputs and masks."""
+    import torch
 
-    erm_val: EvalResult
-    erm_test: EvalResult
-    val: EvalResult
-    test: EvalResult
-    coverage: float
-    selective_accuracy: float
-    masked_share: float
-    config: dict[str, Any]
+    masks = saliency_masks(maps, stds=stds)
+    fill_t = torch.as_tensor(fill, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+    return torch.where(masks[:, None], fill_t.expand_as(x[:1]), x), masks
 
 
-def masktune(manifest: Manifest, table: SampleTable, cfg: MaskTuneConfig | None = None) -> MaskTuneResult:
-    """Run MaskTune on the manifest's images (weights honoured in the ERM step)."""
+class _Masked:
+    """``source`` → the eval-preprocessed image with its saliency mask applied (picklable)."""
+
+    def __init__(self, load: Any, masks: dict[str, np.ndarray], fill: Any) -> None:
+        self.load, self.masks, self.fill = load, masks, fill
+
+    def __call__(self, source: str) -> Any:
+        import torch
+
+        x = self.load(source)
+        m = torch.from_numpy(self.masks[source])
+        return torch.where(m[None], self.fill.reshape(-1, 1, 1), x)
+
+
+def selective_curve(
+    p_erm: np.ndarray, p_mask: np.ndarray, labels: np.ndarray, val_conf: np.ndarray, coverages: tuple[float, ...]
+) -> list[dict[str, float]]:
+    """Accuracy at each target coverage: the threshold is the validation confidence quantile that
+    accepts that share of val; on these rows the prediction is argmax of ``p_erm · p_masked``."""
+    prod = p_erm * p_mask
+    prod = prod / prod.sum(1, keepdims=True)
+    conf, pred = prod.max(1), prod.argmax(1)
+    out = []
+    for c in coverages:
+        thr = float(np.quantile(val_conf, 1.0 - c)) if c < 1.0 else -np.inf
+        keep = conf >= thr
+        out.append(
+            {
+                "target_coverage": c,
+                "threshold": thr,
+                "coverage": float(keep.mean()),
+                "accuracy": float((pred[keep] == labels[keep]).mean()) if keep.any() else float("nan"),
+            }
+        )
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def masktune(request: TrainRequest, cfg: MaskTuneConfig | None = None) -> FinetuneResult:
+    """Run MaskTune on the manifest's images; ``extra`` holds the ERM stage's results, the masked
+    share of pixels and the selective-classification curve.
+
+    Raises:
+        InputDataError: a text dataset. ConfigError: a backbone without convolutional maps.
+    """
     import torch
 
     cfg = cfg or MaskTuneConfig()
-    f = manifest.frame
-    ids = f[S.SAMPLE_ID].to_list()
-    x = torch.from_numpy(load_images(table, ids, size=cfg.image_size))
-    y = torch.from_numpy(f[S.LABEL].to_numpy().astype(np.int64))
-    w = torch.from_numpy(f[S.WEIGHT].to_numpy().astype(np.float32))
-    val_ids, test_ids = eval_ids(table)
-    xv = torch.from_numpy(load_images(table, val_ids, size=cfg.image_size))
-    xt = torch.from_numpy(load_images(table, test_ids, size=cfg.image_size))
-    n_classes = max(table.n_classes, int(y.max()) + 1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(cfg.seed, "masktune-init"))
-        model = small_cnn(n_classes)
-    tcfg = TrainConfig(
-        epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed
+    table, manifest, dev = request.table, request.manifest, request.device
+    if table.modality != "image":
+        raise InputDataError("MaskTune masks image saliency and needs an image dataset", file=table.where)
+    tmp = None if request.out is not None else tempfile.mkdtemp(prefix="curate-masktune-")
+    root = Path(request.out) if request.out is not None else Path(str(tmp))
+    try:
+        erm_cfg = FinetuneConfig(**{k: v for k, v in cfg.to_dict().items() if k not in ("threshold_stds", "coverages")})
+        captured: dict[str, Any] = {}
+        erm = train_network(replace(request, out=root / "erm"), erm_cfg, keep=captured)
+        model, settings, inputs = captured["model"], erm.config, captured["inputs"]
+        f = manifest.frame
+        unique = f.unique(S.SOURCE, keep="first", maintain_order=True)
+        sources = unique[S.SOURCE].to_list()
+        pre = captured["backbone"].preprocess(settings["image_size"])
+        fill = -torch.tensor(pre.mean) / torch.tensor(pre.std)  # a black pixel, normalised
+        masks, shares = _masks(model, inputs, settings, sources, unique[S.LABEL].to_numpy(), cfg)
+        erm_val_ids, test_ids = eval_ids(table)
+        p_erm = {s: _softmax(captured["predict"](ids)[0]) for s, ids in (("val", erm_val_ids), ("test", test_ids))}
+        # the masked epoch: the last ERM checkpoint (model, optimiser, schedule) + one epoch
+        ckpt = root / "masked" / CHECKPOINTS
+        ckpt.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / "erm" / CHECKPOINTS / CHECKPOINT, ckpt / CHECKPOINT)
+        tcfg = erm_cfg.train_config(settings)
+        masked_load = _Masked(inputs.eval_load, masks, fill)
+        data = ManifestDataset(manifest, masked_load, sources=inputs.sources, seed=cfg.seed, mix="pair")
+        batches = LoaderBatches(
+            data, batch_size=tcfg.batch_size, seed=cfg.seed, weights=f[S.WEIGHT].to_numpy(),
+            num_workers=settings["num_workers"], collate=inputs.collate, pin_memory=dev.startswith("cuda"),
+        )  # fmt: skip
+        model.keep_maps = False
+        fit(
+            ERM(model), batches, replace(tcfg, epochs=tcfg.epochs + 1), checkpoint_dir=ckpt,
+            desc="MaskTune: masked epoch", device=dev, channels_last=settings["channels_last"],
+        )  # fmt: skip
+        p_mask = {s: _softmax(captured["predict"](ids)[0]) for s, ids in (("val", erm_val_ids), ("test", test_ids))}
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    preds = {s: prediction_frame(ids, p_mask[s].argmax(1)) for s, ids in (("val", erm_val_ids), ("test", test_ids))}
+    val = evaluate_predictions(table, preds["val"], split="val", pseudo_groups=request.pseudo_groups)
+    test = evaluate_predictions(table, preds["test"], split="test", pseudo_groups=request.pseudo_groups)
+    prod_v = p_erm["val"] * p_mask["val"]
+    val_conf = (prod_v / prod_v.sum(1, keepdims=True)).max(1)
+    labels_t = _labels(table, test_ids)
+    extra = {
+        "erm_val": erm.val.to_dict(),
+        "erm_test": erm.test.to_dict(),
+        "erm_best_epoch": erm.best_epoch,
+        "masked_share": float(np.mean(shares)),
+        "selective": selective_curve(p_erm["test"], p_mask["test"], labels_t, val_conf, cfg.coverages),
+    }
+    import polars as pl
+
+    config = settings | {"method": "masktune", "threshold_stds": cfg.threshold_stds}
+    return FinetuneResult(val, test, erm.best_epoch, pl.concat([preds["val"], preds["test"]]), config, extra)
+
+
+def _labels(table: Any, ids: list[str]) -> np.ndarray:
+    import polars as pl
+
+    frame = pl.DataFrame({S.SAMPLE_ID: ids}).join(
+        table.frame.select(S.SAMPLE_ID, S.LABEL), on=S.SAMPLE_ID, how="left", maintain_order="left"
     )
-    fit(ERM(model), TensorBatches(x, y, batch_size=cfg.batch_size, seed=cfg.seed, weight=w), tcfg, desc="MaskTune ERM")
+    return frame[S.LABEL].to_numpy()
 
-    def predict(m: Any, xs: Any) -> np.ndarray:
-        m.eval()
-        with torch.no_grad():
-            return torch.cat([m(xs[s : s + 512])[0].argmax(1) for s in range(0, len(xs), 512)]).numpy()
 
-    erm_v, erm_t = predict(model, xv), predict(model, xt)
-    maps = xgradcam(model, x, y)
-    masked, masks = mask_above_threshold(x, maps)
-    ft = TrainConfig(
-        epochs=1,
-        lr=cfg.finetune_lr,
-        weight_decay=cfg.weight_decay,
-        batch_size=cfg.batch_size,
-        seed=derive_seed(cfg.seed, "masktune-ft"),
-    )
-    import copy
+def _masks(
+    model: Any, inputs: NetworkInputs, settings: dict[str, Any], sources: list[str], labels: np.ndarray, cfg: Any
+) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Per source, the boolean mask of its image under the best ERM model; and each mask's share."""
+    import torch
+    from torch.utils.data import DataLoader
 
-    model.last_maps = None
-    tuned = copy.deepcopy(model)
-    fit(
-        ERM(tuned),
-        TensorBatches(masked, y, batch_size=cfg.batch_size, seed=ft.seed, weight=w),
-        ft,
-        desc="MaskTune fine-tune",
-    )
-    mt_v, mt_t = predict(tuned, xv), predict(tuned, xt)
+    from curate.train import to_device
 
-    def ev(split: str, split_ids: list[str], pred: np.ndarray) -> EvalResult:
-        return evaluate_predictions(table, prediction_frame(split_ids, pred), split=split)
+    rows: Any = _Rows(sources, inputs.eval_load)
+    loader: Any = DataLoader(rows, batch_size=settings["batch_size"], collate_fn=inputs.collate)
+    model.keep_maps = True
+    masks: dict[str, np.ndarray] = {}
+    shares: list[float] = []
+    y_all = torch.as_tensor(np.array(labels), dtype=torch.long)
+    for batch in loader:
+        b = to_device(batch, settings["device"], channels_last=settings["channels_last"])
+        idx = batch["index"]
+        maps = xgradcam(model, b["x"], y_all[idx].to(settings["device"]))
+        m = saliency_masks(maps, stds=cfg.threshold_stds).cpu().numpy()
+        for k, i in enumerate(idx.tolist()):
+            masks[sources[i]] = m[k]
+            shares.append(float(m[k].mean()))
+    model.keep_maps = False
+    return masks, shares
 
-    agree = erm_t == mt_t
-    labels_t = table.split("test").frame[S.LABEL].to_numpy()
-    return MaskTuneResult(
-        erm_val=ev("val", val_ids, erm_v),
-        erm_test=ev("test", test_ids, erm_t),
-        val=ev("val", val_ids, mt_v),
-        test=ev("test", test_ids, mt_t),
-        coverage=float(agree.mean()),
-        selective_accuracy=float((mt_t[agree] == labels_t[agree]).mean()) if agree.any() else float("nan"),
-        masked_share=float(masks.float().mean()),
-        config=cfg.to_dict(),
-    )
+
+FINETUNE_METHODS.add(
+    "masktune",
+    Trainer(MaskTuneConfig, masktune),
+    group_labels="none",
+    description="MaskTune (Taghanaki et al. 2022): xGradCAM masks of the ERM network, one masked epoch",
+)

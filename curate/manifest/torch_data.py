@@ -12,24 +12,45 @@ import numpy as np
 
 from curate._core import schema as S
 from curate._core.seed import derive_seed
+from curate.errors import ConfigError
 from curate.manifest.core import MIX_LAMBDA, MIX_WITH, Manifest
+
+MIX_MODES = ("apply", "pair")
 
 
 class ManifestDataset:
     """``Dataset`` over a manifest's rows: item ``i`` is ``{"x", "label", "weight", "index", "sample_id"}``.
 
-    When row ``i`` has a mixing partner, ``x = λ·load(partner) + (1 − λ)·load(source)`` with the
-    row's label (the data-mixing method); ``load`` must return tensors or arrays of equal shape.
+    Mixing (the data-mixing method), for row ``i`` with a partner and ``λ = mix_lambda``:
+    ``mix="apply"`` returns ``x = λ·load(partner) + (1 − λ)·load(source)`` (``load`` must return
+    tensors or arrays of equal shape); ``mix="pair"`` leaves the mixing to the model and adds
+    ``mix_x`` (the partner's input; the row's own input when it has none) and ``mix_lambda``
+    (0 when it has none) to every item, as long as the manifest has any pair — for text, whose
+    mixing happens on the token embeddings.
+
+    With ``seed``, each ``load`` call runs with the global torch random stream seeded by
+    ``(seed, epoch, row, role)``, so random augmentations are reproducible (and a resumed run sees
+    the same ones); call :meth:`set_epoch` before each epoch.
 
     Args:
         manifest: the curated rows.
         load: maps a ``source`` string to an input (e.g. opens and transforms an image).
         sources: ``sample_id`` → source for mixing partners not among the manifest's rows.
+        seed: seeds augmentations (None: ``load`` draws from the global stream).
+        mix: ``apply`` or ``pair``.
     """
 
     def __init__(
-        self, manifest: Manifest, load: Callable[[str], Any], *, sources: dict[str, str] | None = None
+        self,
+        manifest: Manifest,
+        load: Callable[[str], Any],
+        *,
+        sources: dict[str, str] | None = None,
+        seed: int | None = None,
+        mix: str = "apply",
     ) -> None:
+        if mix not in MIX_MODES:
+            raise ConfigError.bad_param("ManifestDataset()", "mix", f"one of {MIX_MODES}", mix)
         f = manifest.frame
         self.ids = f[S.SAMPLE_ID].to_list()
         self.sources = f[S.SOURCE].to_list()
@@ -37,20 +58,43 @@ class ManifestDataset:
         self.weights = f[S.WEIGHT].to_numpy()
         self.mix_with = f[MIX_WITH].to_list()
         self.mix_lambda = f[MIX_LAMBDA].to_list()
+        self.has_mixing = any(p is not None for p in self.mix_with)
         self.lookup = dict(zip(self.ids, self.sources, strict=True)) | (sources or {})
         self.load = load
+        self.seed = seed
+        self.mix = mix
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Seed the augmentations of the coming epoch."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _load(self, source: str, i: int, role: str) -> Any:
+        if self.seed is None:
+            return self.load(source)
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.seed, "augment", self.epoch, i, role))
+            return self.load(source)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
-        x = self.load(self.sources[i])
+        x = self._load(self.sources[i], i, "x")
         partner = self.mix_with[i]
-        if partner is not None:
+        item: dict[str, Any] = {}
+        if self.mix == "pair":
+            if self.has_mixing:
+                item["mix_x"] = x if partner is None else self._load(self.lookup[partner], i, "partner")
+                item["mix_lambda"] = 0.0 if partner is None else float(self.mix_lambda[i])
+        elif partner is not None:
             lam = float(self.mix_lambda[i])
-            x = lam * self.load(self.lookup[partner]) + (1.0 - lam) * x
+            x = lam * self._load(self.lookup[partner], i, "partner") + (1.0 - lam) * x
         return {
             "x": x,
+            **item,
             "label": int(self.labels[i]),
             "weight": float(self.weights[i]),
             "index": i,

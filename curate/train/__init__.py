@@ -1,6 +1,32 @@
-"""Layer 2: the minimal training engine (method protocol, loop, checkpoints, resume, hooks)."""
+"""Layer 2: the minimal training engine (method protocol, loop, batches, checkpoints, resume, hooks)."""
 
-from curate.train.heads import ERM, HEADS, make_head
-from curate.train.loop import Hook, Method, TensorBatches, TrainConfig, fit, make_optimizer
+from curate.train.data import LoaderBatches
+from curate.train.heads import ERM, HEADS, forward, make_head
+from curate.train.loop import (
+    PRECISIONS,
+    Hook,
+    Method,
+    TensorBatches,
+    TrainConfig,
+    fit,
+    make_optimizer,
+    predict_batches,
+    to_device,
+)
 
-__all__ = ["ERM", "HEADS", "Hook", "Method", "TensorBatches", "TrainConfig", "fit", "make_head", "make_optimizer"]
+__all__ = [
+    "ERM",
+    "HEADS",
+    "PRECISIONS",
+    "Hook",
+    "LoaderBatches",
+    "Method",
+    "TensorBatches",
+    "TrainConfig",
+    "fit",
+    "forward",
+    "make_head",
+    "make_optimizer",
+    "predict_batches",
+    "to_device",
+]

@@ -1,4 +1,4 @@
-"""Small heads trained on frozen embeddings (the proxy models of training dynamics)."""
+"""Small heads trained on frozen embeddings (the proxy models of training dynamics) and the ERM step."""
 
 from __future__ import annotations
 
@@ -35,8 +35,15 @@ def make_head(kind: str, in_dim: int, n_classes: int, *, hidden: int = 256) -> A
     return Head()
 
 
+def forward(model: Any, batch: dict[str, Any]) -> Any:
+    """``model(x)``, or ``model(x, mix_x, mix_lambda)`` when the batch carries mixing pairs for the model."""
+    if "mix_x" in batch:
+        return model(batch["x"], batch["mix_x"], batch["mix_lambda"])
+    return model(batch["x"])
+
+
 class ERM:
-    """Plain (optionally sample-weighted) cross-entropy on a head returning ``(logits, features)``."""
+    """Plain (optionally sample-weighted) cross-entropy on a model returning ``(logits, features)``."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -44,7 +51,7 @@ class ERM:
     def step(self, batch: dict[str, Any]) -> dict[str, Any]:
         import torch.nn.functional as F
 
-        logits, feats = self.model(batch["x"])
+        logits, feats = forward(self.model, batch)
         losses = F.cross_entropy(logits, batch["label"], reduction="none")
         w = batch.get("weight")
         loss = losses.mean() if w is None else (losses * w).sum() / w.sum()

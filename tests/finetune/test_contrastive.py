@@ -12,7 +12,7 @@ import torch
 
 from curate import api
 from curate.finetune import ContrastiveConfig, clip_pair, contrastive_loss
-from curate.finetune.contrastive import TERMS, prompt_texts, train_contrastive
+from curate.finetune.contrastive import TERMS, fit_contrastive, prompt_texts
 
 
 def test_loss_equals_hand_computation_2x2() -> None:
@@ -111,11 +111,11 @@ def test_needs_attribute_words_and_class_names(planted) -> None:  # type: ignore
 
     table, emb, _ = planted
     with pytest.raises(InputDataError, match="spurious attributes named in language"):
-        train_contrastive(
+        fit_contrastive(
             api.select("keep-all", table), replace(table, attribute_names=None), emb, _word_tower(), ContrastiveConfig()
         )
     with pytest.raises(InputDataError, match="class names"):
-        train_contrastive(
+        fit_contrastive(
             api.select("keep-all", table), replace(table, label_names=None), emb, _word_tower(), ContrastiveConfig()
         )
 

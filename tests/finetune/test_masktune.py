@@ -7,19 +7,30 @@ import pytest
 import torch
 
 from curate import api
-from curate.finetune import MaskTuneConfig, mask_above_threshold, masktune, xgradcam
+from curate.finetune import MaskTuneConfig, mask_above_threshold, saliency_masks, xgradcam
 
 
-def test_mask_exactly_the_pixels_above_mean_plus_two_std() -> None:
-    maps = torch.zeros(1, 4, 4)
-    maps[0, 0, 0] = 10.0  # one hot spot
-    maps[0, 1, 1] = 1.0
-    flat = maps.flatten()
-    thr = flat.mean() + 2 * flat.std()
-    x = torch.ones(1, 3, 4, 4)
-    masked, masks = mask_above_threshold(x, maps)
-    assert masks.sum() == int((flat > thr).sum()) == 1 and bool(masks[0, 0, 0])
-    assert float(masked[0, :, 0, 0].sum()) == 0.0 and float(masked.sum()) == 3 * 15
+def test_threshold_is_mean_plus_two_std_of_the_positive_values() -> None:
+    # map 0: positives 1 (x12) and 10; zeros elsewhere. Over the 13 positive values
+    # mean = 22/13, population std = sqrt(mean of squares - mean^2) = sqrt(112/13 - (22/13)^2)
+    maps = torch.zeros(2, 4, 4)
+    maps[0].view(-1)[:12] = 1.0
+    maps[0, 3, 3] = 10.0
+    mean = 22 / 13
+    thr = mean + 2 * np.sqrt(112 / 13 - mean**2)  # 6.88: only the 10 is above
+    assert 1.0 < thr < 10.0
+    # map 1: two positives (3 and 4) among 14 zeros: over all 16 values mean + 2 std = 2.84 would
+    # mask both; over the positive values it is 3.5 + 2 * 0.5 = 4.5, and nothing is masked
+    maps[1, 0, 0], maps[1, 0, 1] = 3.0, 4.0
+    masks = saliency_masks(maps)
+    assert masks[0].sum() == 1 and bool(masks[0, 3, 3])
+    assert masks[1].sum() == 0
+    x = torch.ones(2, 3, 4, 4)
+    fill = torch.tensor([-1.0, -2.0, -3.0])
+    masked, _ = mask_above_threshold(x, maps, fill=fill)
+    assert masked[0, :, 3, 3].tolist() == [-1.0, -2.0, -3.0] and float(masked[0].sum()) == 3 * 15 - 6
+    assert bool((masked[1] == 1).all())
+    assert saliency_masks(torch.zeros(1, 2, 2)).sum() == 0  # no positive value: nothing masked
 
 
 def test_xgradcam_by_hand() -> None:
@@ -50,9 +61,18 @@ def test_xgradcam_by_hand() -> None:
 
 def test_masktune_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
     table = api.make_benchmark("digits-color", tmp_path / "d", n_train=200, n_val_per_group=10, n_test_per_group=10)
-    r = masktune(api.select("keep-all", table), table, MaskTuneConfig(epochs=3))
-    assert 0.0 <= r.coverage <= 1.0 and 0.0 < r.masked_share < 0.2
-    assert r.erm_test.n == r.test.n == 40
+    cfg = MaskTuneConfig(backbone="small-cnn", epochs=3)
+    r = api.masktune(api.select("keep-all", table), table, cfg, out=tmp_path / "run", device="cpu")
+    assert 0.0 < r.extra["masked_share"] < 0.3
+    assert r.extra["erm_test"]["n"] == r.test.n == 40
+    curve = r.extra["selective"]
+    assert [c["target_coverage"] for c in curve] == list(cfg.coverages) and curve[0]["coverage"] == 1.0
+    assert all(0.0 <= c["coverage"] <= 1.0 for c in curve)
+    # the masked epoch continued the last ERM checkpoint: one more epoch, on the same batch stream
+    ckpt = torch.load(tmp_path / "run" / "masked" / "checkpoints" / "checkpoint.pt", weights_only=True)
+    assert int(ckpt["epoch"]) == cfg.epochs and ckpt["batches"]["n"] == 200
     assert np.isfinite(r.test.acc_wg)
     with pytest.raises(Exception, match="image dataset"):
-        masktune(api.select("keep-all", table), table.with_frame(table.frame.rename({"path": "text"})))
+        api.masktune(api.select("keep-all", table), table.with_frame(table.frame.rename({"path": "text"})), cfg)
+    with pytest.raises(Exception, match="network"):
+        MaskTuneConfig(backbone="head")

@@ -1,0 +1,89 @@
+"""The one protocol every trainer answers: a :class:`TrainRequest` and a config in, a
+:class:`FinetuneResult` out (validation and test results, predictions; checkpoints and dynamics in
+the request's run folder), registered by method name in :data:`FINETUNE_METHODS`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate._core.registry import Registry
+from curate.data.table import SampleTable
+from curate.embed import EmbeddingTable
+from curate.errors import ConfigError
+from curate.eval import EvalResult
+from curate.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What a trainer trains on and where.
+
+    Attributes:
+        table: the dataset (val and test splits are scored).
+        manifest: the training rows (weights, mixing pairs).
+        embeddings: the workspace's frozen embeddings (heads and the contrastive pair need them).
+        pseudo_groups: ``[sample_id, pseudo_group]`` for model selection when val has no groups.
+        device: a resolved torch device; every stage of the trainer runs there.
+        out: the run folder (checkpoints, dynamics; None: in memory, nothing resumable).
+        hooks: extra training hooks (e.g. a benchmark's timer).
+        dynamics_dir: where the dynamics shards go (default ``out/dynamics``).
+        dynamics_run: the run number the shards are written as (``run=R``).
+    """
+
+    table: SampleTable
+    manifest: Manifest
+    embeddings: EmbeddingTable | None = None
+    pseudo_groups: pl.DataFrame | None = None
+    device: str = "cpu"
+    out: Path | None = None
+    hooks: tuple[Any, ...] = ()
+    dynamics_dir: Path | None = None
+    dynamics_run: int = 0
+
+    def dynamics_folder(self) -> Path | None:
+        """Where this training's dynamics go (None: not recorded)."""
+        if self.dynamics_dir is not None:
+            return Path(self.dynamics_dir)
+        return None if self.out is None else Path(self.out) / "dynamics"
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The selected model's metrics and predictions (``[sample_id, prediction]`` for val and test),
+    the settings it used, and method-specific outputs in ``extra``."""
+
+    val: EvalResult
+    test: EvalResult
+    best_epoch: int | None
+    predictions: pl.DataFrame
+    config: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """A registered method: its config class and ``train(request, config) -> FinetuneResult``."""
+
+    config: type
+    train: Callable[[TrainRequest, Any], FinetuneResult]
+
+
+FINETUNE_METHODS: Registry[Trainer] = Registry("finetune method")
+
+
+def train(method: str, request: TrainRequest, config: Any = None) -> FinetuneResult:
+    """Run finetune method ``method`` (see ``curate list finetune-methods``) on ``request``.
+
+    Raises:
+        UnknownNameError: unknown method. ConfigError: a config of another method's class.
+    """
+    trainer = FINETUNE_METHODS.get(method)
+    cfg = config if config is not None else trainer.config()
+    if not isinstance(cfg, trainer.config):
+        raise ConfigError(f"finetune method {method!r} takes a {trainer.config.__name__}, got {type(cfg).__name__}")
+    return trainer.train(request, cfg)

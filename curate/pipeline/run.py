@@ -1,0 +1,266 @@
+"""``curate run``: load → embed → dynamics → detect → select → fine-tune → evaluate → report, every
+stage cached, every setting checked before the first expensive step."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate._core import schema as S
+from curate._core.device import resolve_device
+from curate._core.io import atomic_path, write_json_atomic
+from curate.data import SampleTable
+from curate.data.workspace import Workspace
+from curate.detect import CONFLICT
+from curate.dynamics import ProxyConfig
+from curate.embed import create_backbone
+from curate.errors import ConfigError, InputDataError
+from curate.eval import write_report
+from curate.finetune import ContrastiveConfig, FinetuneConfig, MaskTuneConfig, TrainRequest, train
+from curate.manifest import write_manifest
+from curate.pipeline.data import load_dataset
+from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect, detection_auroc
+from curate.pipeline.dynamics import record_dynamics
+from curate.pipeline.embed import embed
+from curate.pipeline.finetune import backbone_of
+from curate.pipeline.select import CONFIGS, select
+from curate.pipeline.tuning import RUN_GRIDS, choose_detector, tune_selection
+from curate.select import SELECTORS
+
+logger = logging.getLogger(__name__)
+
+LABEL_FREE = "none (label-free)"
+TRAIN_GROUPS = "true train groups"
+RUN_METHODS: dict[str, tuple[str, str, str]] = {
+    # method: (selection, trainer, true group labels it uses)
+    "erm": ("keep-all", "erm", LABEL_FREE),
+    "prune": ("prune", "erm", LABEL_FREE),
+    "mix": ("mix", "erm", LABEL_FREE),
+    "balance": ("balance", "erm", LABEL_FREE),
+    "jtt": ("jtt", "erm", LABEL_FREE),
+    "spare": ("spare", "erm", LABEL_FREE),
+    "dfr": ("keep-all", "dfr", "true val groups (last-layer retraining set)"),
+    "groupdro": ("keep-all", "groupdro", TRAIN_GROUPS),
+    "masktune": ("keep-all", "masktune", LABEL_FREE),
+    "contrastive": ("balance", "contrastive", LABEL_FREE),
+    "oracle": ("oracle", "erm", TRAIN_GROUPS),
+}
+RUN_DETECTORS = {"jtt": "jtt", "spare": "spare"}  # methods defined on their own discovery; the rest: auto
+RUN_SECTIONS = ("embed", "dynamics", "detect", "select", "finetune")
+PSEUDO_GROUP_SELECTIONS = ("balance", "prune", "mix")
+RUN_STAGES = ("load", "embed", "dynamics", "detect", "select", "finetune", "report")
+DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "minilm"}
+BACKBONES = ("auto", "network", "head")
+
+
+def read_run_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A ``curate run --config`` TOML file: tables ``[embed]``, ``[dynamics]``, ``[detect]``,
+    ``[select]``, ``[finetune]`` whose keys are the fields of that stage's config."""
+    import tomllib
+
+    file = Path(path)
+    try:
+        cfg = tomllib.loads(file.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputDataError(f"cannot read the run config ({e})", file=file, fix="write a valid TOML file") from e
+    return check_sections(cfg, str(file))
+
+
+def check_sections(cfg: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """Every section of a run config, empty where absent; an unknown section is an error."""
+    for key, value in cfg.items():
+        if key not in RUN_SECTIONS or not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: unknown section [{key}]; the sections are {', '.join(RUN_SECTIONS)}")
+    return {k: dict(cfg.get(k, {})) for k in RUN_SECTIONS}
+
+
+def _make(cls: Any, section: str, fields: dict[str, Any], **defaults: Any) -> Any:
+    try:
+        return cls(**(defaults | fields))
+    except TypeError as e:
+        raise ConfigError(f"[{section}]: {e} (the fields are those of {cls.__name__})") from e
+
+
+def resolve_backbone(backbone: str, device: str) -> str:
+    """``auto`` → ``network`` on CUDA, ``head`` on the CPU (a fine-tuned network is hours per run there).
+
+    Raises:
+        ConfigError: not one of ``auto``, ``network``, ``head``.
+    """
+    if backbone not in BACKBONES:
+        raise ConfigError.bad_param("run()", "backbone", f"one of {', '.join(BACKBONES)}", backbone)
+    if backbone == "auto":
+        return "network" if device.startswith("cuda") else "head"
+    return backbone
+
+
+def trainer_config(trainer: str, fields: dict[str, Any], *, seed: int, encoder: str, backbone: str) -> Any:
+    """The config of ``trainer`` from the ``[finetune]`` fields; ``network`` fine-tunes ``encoder``.
+
+    MaskTune always fine-tunes the network (it masks the network's saliency); the contrastive
+    method trains projections over the frozen towers.
+    """
+    if trainer == "masktune":
+        return _make(MaskTuneConfig, "finetune", fields, seed=seed, backbone=encoder)
+    if trainer == "contrastive":
+        return _make(ContrastiveConfig, "finetune", fields, seed=seed)
+    # GroupDRO runs only on datasets with true groups (checked by run): FinetuneConfig's default groups="true"
+    net = {"backbone": encoder} if backbone == "network" else {}
+    return _make(FinetuneConfig, "finetune", fields, method=trainer, seed=seed, **net)
+
+
+def run(
+    data: str | Path | SampleTable,
+    *,
+    method: str,
+    out: str | Path,
+    encoder: str | None = None,
+    seed: int = 0,
+    config: Mapping[str, Any] | None = None,
+    workspace: str | Path | None = None,
+    device: str = "auto",
+    backbone: str = "auto",
+    on_stage: Any = None,
+) -> dict[str, Any]:
+    """The whole pipeline: embed → dynamics → detect → select → fine-tune → evaluate → report.
+
+    Every stage is cached (embeddings, dynamics and discovery by content in ``workspace`` or
+    ``$CURATE_CACHE_DIR``; the training run resumes from its checkpoints in ``out/train``), so a rerun
+    after a crash resumes after the last finished stage. Writes ``out/metrics.json`` (test
+    ``acc_avg``, ``acc_wg``, ``adj_acc_avg``, ``groups``, the backbone, plus full val/test
+    results), ``out/manifest.parquet`` (+ ``manifest.json`` provenance), ``out/scores.parquet``
+    (``sample_id, conflict_score, pseudo_group``), ``out/predictions.parquet`` and ``out/report.md``.
+
+    Args:
+        method: one of :data:`RUN_METHODS`; ``dfr``, ``groupdro`` and ``oracle`` use true group labels
+            (the metrics say so).
+        encoder: default ``efficientnet-lite0`` for images, ``minilm`` for text.
+        config: per-stage settings (see :func:`read_run_config`).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; every stage runs there.
+        backbone: ``network`` fine-tunes the encoder's network as a classifier, ``head`` trains a head
+            on its frozen embeddings, ``auto`` = network on CUDA, head on the CPU.
+        on_stage: called as ``on_stage(index, name, detail)`` when a stage finishes (progress).
+
+    Returns:
+        The metrics written to ``out/metrics.json``.
+    """
+    started = time.perf_counter()
+    if method not in RUN_METHODS:
+        raise ConfigError.bad_param("run()", "method", f"one of {', '.join(RUN_METHODS)}", method)
+    sections = check_sections(config or {}, "run config")
+    selection, trainer, group_labels = RUN_METHODS[method]
+    dev = resolve_device(device)
+    kind = resolve_backbone(backbone, dev)
+    out = Path(out)
+
+    def stage(name: str, detail: str) -> None:
+        k = RUN_STAGES.index(name) + 1
+        logger.info("[%d/%d] %s: %s", k, len(RUN_STAGES), name, detail)
+        if on_stage is not None:
+            on_stage(k, name, detail)
+
+    table = data if isinstance(data, SampleTable) else load_dataset(data)
+    if group_labels != LABEL_FREE and not table.has_groups:
+        raise InputDataError(
+            f"method {method!r} needs true group labels, and this dataset has none",
+            file=table.where,
+            fix="pick a label-free method: " + ", ".join(m for m, v in RUN_METHODS.items() if v[2] == LABEL_FREE),
+        )
+    # every setting is checked before any work starts
+    encoder = encoder or DEFAULT_ENCODERS[table.modality]
+    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
+    sel_name = SELECTORS.entry(selection).name
+    sel_cfg = _make(CONFIGS[sel_name], "select", sections["select"], seed=seed)
+    train_cfg = trainer_config(trainer, sections["finetune"], seed=seed, encoder=encoder, backbone=kind)
+    if isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
+        create_backbone(train_cfg.backbone).check_modality(table.modality)
+    head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
+    head_cfg = head_cfg or FinetuneConfig(seed=seed)
+    stage("load", f"{table.name}: {len(table)} samples ({table.modality})")
+    emb = embed(table, encoder, device=dev, workspace=workspace, **sections["embed"])
+    stage("embed", f"{encoder}: {emb.dim}-d")
+    log = record_dynamics(table, emb, config=proxy, device=dev, workspace=workspace)
+    stage("dynamics", f"{proxy.epochs} epochs of a {proxy.head} proxy")
+    root = None if workspace is None else Workspace(workspace).path
+    detect_params = {"detector": RUN_DETECTORS.get(method, DEFAULT_DETECTOR)} | sections["detect"]
+    chosen_by: dict[str, Any] | None = None
+    if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"] and table.has_groups:
+        disc, chosen_by = choose_detector(table, emb, log, proxy, sections["detect"], root, head_cfg, dev)
+    else:
+        disc = cached_detect(table, emb, log, proxy, detect_params, root, dev)
+    stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
+    pseudo = disc.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
+    tuning: dict[str, Any] | None = None
+    grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
+    if grid and trainer == "erm":
+        sel_cfg, tuning = tune_selection(table, emb, log, disc, sel_name, sel_cfg, grid, head_cfg, pseudo, dev)
+        stage("select", f"tuned {tuning['chosen']} on validation worst-group accuracy ({tuning['groups']} groups)")
+    manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(manifest, out / "manifest.parquet")
+    with atomic_path(out / "scores.parquet") as tmp:
+        disc.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP).write_parquet(tmp)
+    stage("select", f"{sel_name}: {manifest.frame.height} rows")
+    result = train(trainer, TrainRequest(table, manifest, emb, pseudo, dev, out / "train"), train_cfg)
+    val, test = result.val, result.test
+    stage(
+        "finetune", f"{trainer} ({backbone_of(train_cfg)}): test acc_wg {test.acc_wg:.4f}, acc_avg {test.acc_avg:.4f}"
+    )
+    metrics = {
+        "method": method,
+        "dataset": table.name,
+        "encoder": encoder,
+        "backbone": backbone_of(train_cfg),
+        "device": dev,
+        "seed": seed,
+        "group_labels": group_labels,
+        "acc_avg": test.acc_avg,
+        "acc_wg": test.acc_wg,
+        "adj_acc_avg": test.adj_acc_avg,
+        "groups": test.groups,
+        "group_names": test.group_names,
+        "detector": disc.detector,
+        "detection_auroc": detection_auroc(table, disc) if table.has_groups else None,
+        "best_epoch": result.best_epoch,
+        "config": result.config,
+        "tuning": tuning,
+        "detector_choice": chosen_by,
+        "manifest": manifest.provenance,
+        "val": val.to_dict(),
+        "test": test.to_dict(),
+        **result.extra,
+    }
+    with atomic_path(out / "predictions.parquet") as tmp:
+        result.predictions.write_parquet(tmp)
+    write_json_atomic(out / "metrics.json", metrics)
+    matrix = emb.select(disc.scores[S.SAMPLE_ID], what="discovery").matrix
+    write_report(
+        [out], out, table=table, scores=disc.scores, embeddings=matrix, embedding_ids=disc.scores[S.SAMPLE_ID].to_list()
+    )
+    stage("report", str(out / "report.md"))
+    metrics["wall_s"] = round(time.perf_counter() - started, 1)
+    write_json_atomic(out / "metrics.json", metrics)
+    return metrics
+
+
+def run_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """The summary table of several runs' metrics (``curate run -m A -m B``)."""
+    return pl.DataFrame(
+        [
+            {
+                "method": m["method"],
+                "acc_wg": m["acc_wg"],
+                "acc_avg": m["acc_avg"],
+                "adj_acc_avg": m["adj_acc_avg"],
+                "backbone": m["backbone"],
+                "group labels used": m["group_labels"],
+            }
+            for m in rows
+        ]
+    )
