@@ -33,3 +33,38 @@ def report(name: str, lines: list[str]) -> None:
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.txt").write_text(text + "\n")
+
+
+class EpochTimer:
+    """A training hook timing each epoch's training phase: from the epoch's start to its last step
+    (validation, checkpoints and other end-of-epoch work excluded); ``images`` counts the rows seen."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.images: list[int] = []
+        self._t0 = self._last = 0.0
+        self._n = 0
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self._t0 = self._last = time.perf_counter()
+        self._n = 0
+
+    def on_batch(self, epoch: int, batch: dict[str, Any], out: dict[str, Any]) -> None:
+        self._last = time.perf_counter()
+        self._n += len(batch["index"])
+
+    def on_epoch_end(self, epoch: int) -> None:
+        self.times.append(self._last - self._t0)
+        self.images.append(self._n)
+
+
+def fmnist_subset(work: Path, n_train: int, seed: int = 0) -> Any:
+    """fmnist-textures with ``n_train`` train images (val/test at 50 per group), built once under ``work``."""
+    from curate import api
+
+    out = work / f"fmnist-textures-{n_train}"
+    if (out / "metadata.csv").exists():
+        return api.load_dataset(out / "metadata.csv")
+    return api.make_benchmark(
+        "fmnist-textures", out, seed=seed, n_train=n_train, n_val_per_group=50, n_test_per_group=50, overwrite=True
+    )

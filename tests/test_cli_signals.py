@@ -62,7 +62,13 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         ("groupdro", "3-balance.parquet", []),
         ("dfr", "5-select.parquet", []),
         ("erm", "5-select.parquet", ["--backbone", "cnn"]),
-        ("masktune", "5-select.parquet", []),
+        # the pretrained network fine-tuned, its first stages frozen, at a small input size
+        (
+            "erm",
+            "3-balance.parquet",
+            ["--backbone", "efficientnet-lite0", "--image-size", "32", "--train-from", "_blocks.12"],
+        ),
+        ("masktune", "5-select.parquet", ["--backbone", "small-cnn"]),
         ("contrastive", "3-balance.parquet", ["--spurious", "red background", "--spurious", "blue background"]),
     ):
         run_dir = tmp_path / f"run-{method}-{manifest}"
@@ -72,6 +78,12 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         assert "test acc_wg" in r.stdout and (run_dir / "metrics.json").exists()
         r = run("evaluate", str(run_dir))
         assert r.returncode == 0 and "acc_wg" in r.stdout, (method, r.stderr)
+    net = tmp_path / "run-erm-3-balance.parquet" / "metrics.json"
+    assert '"backbone": "fine-tuned network (efficientnet-lite0)"' in net.read_text()
+    # dynamics of the fine-tuned network: the same shards, every scorer works on them
+    r = run("dynamics", str(ws), "--proxy", "network", "--backbone", "small-cnn", "--epochs", "2")
+    assert r.returncode == 0, r.stderr
+    assert "fine-tuned small-cnn" in r.stdout and "el2n_score" in r.stdout
     r = run("evaluate", str(tmp_path / "run"))
     assert r.returncode == 0 and "acc_wg" in r.stdout and "digit < 5 / blue" in r.stdout
     r = run("export", str(out), "--out", str(tmp_path / "m" / "keep.csv"))

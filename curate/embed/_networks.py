@@ -187,9 +187,11 @@ class TextNetwork(Network):
             w = lam.to(out.dtype)
             return w * partner.to(out.dtype) + (1 - w) * out
 
+        # a mixed row attends to the tokens of both texts; a row with lambda 0 stays as it is
+        union = torch.where((mix_lambda > 0)[:, None], torch.maximum(mask, mix_x["attention_mask"]), mask)
         handle = emb.register_forward_hook(mixed)
         try:
-            return self.encode(x, torch.maximum(mask, mix_x["attention_mask"])).float()
+            return self.encode(x, union).float()
         finally:
             handle.remove()
 
