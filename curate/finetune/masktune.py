@@ -187,7 +187,7 @@ def masktune(request: TrainRequest, cfg: MaskTuneConfig | None = None) -> Finetu
         shutil.copyfile(root / "erm" / CHECKPOINTS / CHECKPOINT, ckpt / CHECKPOINT)
         tcfg = erm_cfg.train_config(settings)
         masked_load = _Masked(inputs.eval_load, masks, fill)
-        data = ManifestDataset(manifest, masked_load, sources=inputs.sources, seed=cfg.seed, mix="pair")
+        data = ManifestDataset(manifest, masked_load, sources=inputs.sources, mix="pair")  # no augmentation
         batches = LoaderBatches(
             data, batch_size=tcfg.batch_size, seed=cfg.seed, weights=f[S.WEIGHT].to_numpy(),
             num_workers=settings["num_workers"], collate=inputs.collate, pin_memory=dev.startswith("cuda"),

@@ -227,8 +227,9 @@ def train_network(request: TrainRequest, cfg: FinetuneConfig, *, keep: dict[str,
     if out is not None:
         claim_run(out, run_key(manifest, table, settings, cfg.to_dict()))
     method, groups = make_method(model, cfg, manifest)
+    seed = cfg.seed if settings["augment"] else None  # only random augmentations need a seeded stream
     dataset = _TrainRows(
-        ManifestDataset(manifest, inputs.train_load, sources=inputs.sources, seed=cfg.seed, mix="pair"), groups
+        ManifestDataset(manifest, inputs.train_load, sources=inputs.sources, seed=seed, mix="pair"), groups
     )
     tcfg = cfg.train_config(settings)
     batches = LoaderBatches(

@@ -1,12 +1,11 @@
 """Layer 2: the minimal training engine (method protocol, loop, batches, checkpoints, resume, hooks)."""
 
-from curate.train.data import LoaderBatches
+from curate.train.data import LoaderBatches, TensorBatches
 from curate.train.heads import ERM, HEADS, forward, make_head
 from curate.train.loop import (
     PRECISIONS,
     Hook,
     Method,
-    TensorBatches,
     TrainConfig,
     fit,
     make_optimizer,

@@ -112,53 +112,6 @@ class Batches(Protocol):
     def __len__(self) -> int: ...
 
 
-class TensorBatches:
-    """Shuffled mini-batches over in-memory tensors; keys: ``x``, ``label``, ``index``, ``weight`` when
-    given, and one key per ``extra`` per-sample tensor (e.g. GroupDRO's ``group``).
-
-    The order of epoch ``e`` depends only on ``(seed, e)``, so resuming reproduces it.
-    """
-
-    def __init__(
-        self,
-        x: Any,
-        label: Any,
-        *,
-        batch_size: int,
-        seed: int,
-        weight: Any = None,
-        extra: dict[str, Any] | None = None,
-        device: str = "cpu",
-    ) -> None:
-        import torch
-
-        self.x = x.to(device)
-        self.label = label.to(device)
-        self.weight = None if weight is None else weight.to(device)
-        self.extra = {k: v.to(device) for k, v in (extra or {}).items()}
-        self.index = torch.arange(len(label), device=device)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.device = device
-
-    def __len__(self) -> int:
-        return (len(self.label) + self.batch_size - 1) // self.batch_size
-
-    def __call__(self, epoch: int) -> Iterator[dict[str, Any]]:
-        import torch
-
-        g = torch.Generator().manual_seed(derive_seed(self.seed, "batches", epoch))
-        perm = torch.randperm(len(self.label), generator=g).to(self.device)
-        for start in range(0, len(perm), self.batch_size):
-            i = perm[start : start + self.batch_size]
-            b = {"x": self.x[i], "label": self.label[i], "index": self.index[i]}
-            if self.weight is not None:
-                b["weight"] = self.weight[i]
-            for k, v in self.extra.items():
-                b[k] = v[i]
-            yield b
-
-
 def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> Any:
     """AdamW or SGD (with momentum) from ``cfg``."""
     import torch
