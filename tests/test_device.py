@@ -85,10 +85,13 @@ def test_api_resolves_the_device_once_and_passes_it_on(
     import curate._core.device as device
 
     # modules by name: `curate.pipeline.run` the attribute is the function of that name
-    spare, dyn, ft, run, tuning = (
+    spare, dyn, ft, run, tuning, sig = (
         importlib.import_module(f"curate.{m}")
-        for m in ("detect.spare", "pipeline.dynamics", "pipeline.finetune", "pipeline.run", "pipeline.tuning")
-    )
+        for m in (
+            "detect.spare", "pipeline.dynamics", "pipeline.finetune", "pipeline.run", "pipeline.tuning",
+            "pipeline.signals",
+        )
+    )  # fmt: skip
 
     monkeypatch.setattr(device, "cuda_available", lambda: True)
     seen: dict[str, list[str]] = {}
@@ -111,6 +114,7 @@ def test_api_resolves_the_device_once_and_passes_it_on(
     spy(tuning, "train", kw="request")
     spy(ft, "train", kw="request")
     spy(dyn, "train_proxy")
+    spy(dyn, "train", kw="request")
     spy(spare, "proxy_outputs")
     table, emb, log = planted
     from tests.embed import tiny_models
@@ -122,12 +126,20 @@ def test_api_resolves_the_device_once_and_passes_it_on(
     )
     api.finetune(table, emb, api.select("keep-all", table), FinetuneConfig(epochs=1), device="cuda")
     api.detect(table, embeddings=emb, dynamics=log, detector="spare", device="cuda")
+    small = api.make_benchmark("digits-color", tmp_path / "dc", n_train=40, n_val_per_group=2, n_test_per_group=2)
+    api.record_network_dynamics(small, config=FinetuneConfig(backbone="small-cnn", epochs=1), device="cuda")
+    spy(sig, "embed")
+    spy(sig, "detect")  # score: the device reaches its detector (jtt trains nothing of its own)
+    api.score(small, encoder=str(vit), signals=("el2n", "conflict"), detector="jtt", device="cuda")
     assert set(seen) == {
         "curate.pipeline.run.embed",
         "curate.pipeline.run.train",
         "curate.pipeline.tuning.train",
         "curate.pipeline.finetune.train",
         "curate.pipeline.dynamics.train_proxy",
+        "curate.pipeline.dynamics.train",
+        "curate.pipeline.signals.detect",
+        "curate.pipeline.signals.embed",
         "curate.detect.spare.proxy_outputs",
     }
     assert all(d == "cuda" for devices in seen.values() for d in devices), seen
@@ -148,7 +160,7 @@ def test_cuda_asked_on_a_machine_without_it_fails_with_one_clear_error(digits_di
 
 
 @pytest.mark.gpu
-def test_network_fine_tunes_on_cuda(digits_dir: Path) -> None:
+def test_network_fine_tunes_on_cuda(digits_dir: Path, tmp_path: Path) -> None:
     """On a CUDA machine: bf16 autocast, channels-last, the model and batches on the GPU."""
     from curate._core.device import cuda_available
 

@@ -37,6 +37,15 @@ def resolve_device(device: str = "auto") -> str:
     if device == "cuda" or device.startswith("cuda:"):
         if not cuda_available():
             raise DeviceUnavailableError(f"no CUDA device for {device!r}; use --device cpu")
+        index = device.partition(":")[2]
+        if index:
+            import torch
+
+            count = torch.cuda.device_count()
+            if not index.isdigit() or int(index) >= count:
+                raise DeviceUnavailableError(
+                    f"no CUDA device {device!r}: this machine has {count} (cuda:0..{count - 1})"
+                )
         return device
     raise ConfigError.bad_param("resolve_device()", "device", "one of auto, cpu, cuda, cuda:N", device)
 

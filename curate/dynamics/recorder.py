@@ -102,13 +102,13 @@ class DynamicsRecorder:
     def on_batch(self, epoch: int, batch: dict[str, Any], out: dict[str, Any]) -> None:
         # one indexed copy per batch (two when feature norms change): everything else waits for epoch end
         idx = batch["index"]
-        self._logits.index_copy_(0, idx, out["logits"].detach())
+        self._logits.index_copy_(0, idx, out["logits"].detach().float())  # bf16/fp16 under autocast
         if self._static_fnorm is None:
             feats = out.get("features")
             if feats is not None:
                 import torch
 
-                self._fnorm.index_copy_(0, idx, torch.linalg.vector_norm(feats.detach(), dim=1))
+                self._fnorm.index_copy_(0, idx, torch.linalg.vector_norm(feats.detach().float(), dim=1))
 
     def on_epoch_end(self, epoch: int) -> None:
         # Signals are computed here (torch, on the training device); only the Parquet write runs in a

@@ -21,17 +21,25 @@ from curate.errors import ConfigError, did_you_mean
 HEAD = "head"
 
 
+BLOCK = re.compile(r"(\w*_)?\d+")  # a numbered block: `12`, or `encoder_layer_3` (torchvision ViT)
+
+
 def stage_of(param_name: str) -> str:
-    """The stage a parameter belongs to: its name up to the first block number, else its first part."""
-    parts = param_name.split(".")[:-1] or param_name.split(".")
-    if parts[0] == "body":
-        parts = parts[1:]
-    if parts and parts[0] == HEAD:
+    """The stage of a parameter of a :class:`Network`: ``head`` for the new classifier; else, inside the
+    body, its module path up to the first numbered block (``_blocks.12``, ``layer4.1``,
+    ``encoder.layers.encoder_layer_3``), or the first module name (``_conv_head``, ``embeddings``), or
+    the parameter's own name when it sits directly on the body (a ViT's ``class_token``)."""
+    parts = param_name.split(".")
+    if parts[0] != "body":
         return HEAD
-    for k, p in enumerate(parts):
-        if re.fullmatch(r"\d+", p):
-            return ".".join(parts[: k + 1])
-    return parts[0] if parts else HEAD
+    parts = parts[1:]
+    if len(parts) == 1:
+        return parts[0]
+    modules = parts[:-1]
+    for k, p in enumerate(modules):
+        if BLOCK.fullmatch(p):
+            return ".".join(modules[: k + 1])
+    return modules[0]
 
 
 class Network(nn.Module):
@@ -76,6 +84,7 @@ class Network(nn.Module):
                 f"unknown stage {stage!r} for --train-from{did_you_mean(stage, stages)}; the stages are "
                 + ", ".join(stages)
             )
+        # parameters train from the first one of ``stage`` on, in forward (parameter) order
         hit = stage is None
         for name, p in self.named_parameters():
             hit = hit or stage_of(name) == stage

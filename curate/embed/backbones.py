@@ -29,6 +29,7 @@ from curate.embed.vision import LITE_PREPROCESS, EfficientNetLite0Encoder, _torc
 from curate.errors import ConfigError, MissingDependencyError
 
 SMALL_CNN_SIZE = 32
+FIXED_SIZE_ARCHS = ("vit_", "swin_", "maxvit_")  # torchvision architectures built for one input size
 
 
 class Backbone:
@@ -116,6 +117,7 @@ class TorchvisionBackbone(Backbone):
             raise MissingDependencyError(f"weights file {weights} for {spec!r} not found")
         self.arch = arch
         self.weights = weights
+        self.pretrained = weights != "random"
         self._native = _torchvision_preprocess(arch)
 
     def describe(self) -> dict[str, Any]:
@@ -125,6 +127,12 @@ class TorchvisionBackbone(Backbone):
     def build(self, n_classes: int, *, modality: str = "image", image_size: int | None = None) -> Any:
         from curate.embed import _networks
 
+        native = self.native_preprocess.crop
+        if image_size not in (None, native) and self.arch.startswith(FIXED_SIZE_ARCHS):
+            raise ConfigError(
+                f"backbone {self.spec!r} takes {native} px inputs (its position embeddings are fixed); "
+                f"set image_size={native}"
+            )
         return _networks.torchvision_model(self.arch, self.weights, n_classes)
 
 

@@ -84,7 +84,7 @@ class SelectBest:
         if folder is not None and (folder / BEST).exists():
             import torch
 
-            saved = torch.load(folder / BEST, weights_only=True)
+            saved = torch.load(folder / BEST, map_location="cpu", weights_only=True)
             self.best, self.epoch, self.state = tuple(saved["best"]), int(saved["epoch"]), saved["state"]
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -160,6 +160,19 @@ def fit_selected(
     method.model.load_state_dict(select.state)
     method.model.eval()
     return select.epoch
+
+
+def unique_rows(frame: pl.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The manifest's unique sample ids (first occurrence order), their labels, and each row's
+    position among them: an upsampled sample is recorded once in the dynamics."""
+    ids = frame[S.SAMPLE_ID].to_list()
+    first: dict[str, int] = {}
+    for sid in ids:
+        first.setdefault(sid, len(first))
+    labels = frame[S.LABEL].to_numpy()
+    uniq = list(first)
+    pos = {sid: k for k, sid in enumerate(ids)}  # any row of each sample: same label
+    return uniq, np.array([labels[pos[s]] for s in uniq]), np.array([first[s] for s in ids], dtype=np.int64)
 
 
 def make_method(model: Any, cfg: FinetuneConfig, manifest: Manifest) -> tuple[Any, np.ndarray | None]:

@@ -29,8 +29,8 @@ HEAD_DEFAULTS: dict[str, Any] = {
 # images — Sagawa et al. (GroupDRO), JTT and the data-pruning authors' CelebA run train an ImageNet
 #   ResNet-50 with SGD, momentum 0.9, lr 1e-3, weight decay 1e-4, batch 128, constant rate, no
 #   augmentation; 25 epochs is the data-pruning run (its EL2N is read at epoch index 9, 40%).
-# text — WILDS CivilComments / JTT's BERT: AdamW, lr 1e-5, weight decay 0.01, batch 16, 5 epochs,
-#   linearly decaying rate, gradient norm clipped at 1.
+# text — WILDS CivilComments / JTT's BERT: AdamW, lr 1e-5, weight decay 0.01 (not on biases and
+#   LayerNorm weights), batch 16, 5 epochs, linearly decaying rate, gradient norm clipped at 1.
 NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
     "image": {"epochs": 25, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 128, "optimizer": "sgd",
               "scheduler": "constant", "max_grad_norm": None},
@@ -157,6 +157,7 @@ class FinetuneConfig:
             scheduler=s["scheduler"],
             max_grad_norm=s["max_grad_norm"],
             precision=s["precision"],
+            decay_matrices_only=s["optimizer"] == "adamw" and self.is_network,
             seed=self.seed,
         )
 

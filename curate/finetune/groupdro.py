@@ -1,7 +1,8 @@
 """GroupDRO (Sagawa et al., ICLR 2020), online algorithm: group weights ``q_g ← q_g·exp(η·loss_g)``,
 normalised, loss ``Σ_g q_g·loss_g``; ``η`` = 0.01 (their default step size). ``q`` is training
 state: :meth:`GroupDRO.state_dict` puts it in the loop's checkpoint, so a resumed run continues
-with the weights it had."""
+with the weights it had. A batch's ``weight`` (a manifest's, on a head) weights each group's mean
+loss; group sums are a one-hot product (deterministic on CUDA, unlike ``scatter_add``)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ class GroupDRO:
 
         logits, feats = forward(self.model, batch)
         losses = F.cross_entropy(logits.float(), batch["label"], reduction="none")
-        g = batch["group"]
         n = len(self.q)
-        counts = torch.bincount(g, minlength=n).float()
-        group_loss = torch.zeros(n, device=losses.device).scatter_add(0, g, losses) / counts.clamp(min=1)
+        member = F.one_hot(batch["group"], n).to(losses.dtype)  # (B, G)
+        w = batch.get("weight")
+        w = torch.ones_like(losses) if w is None else w.to(losses.dtype)
+        counts = member.T @ w
+        group_loss = (member.T @ (w * losses)) / counts.clamp(min=1e-12)
         present = counts > 0
         with torch.no_grad():
             self.q = self.q.to(losses.device)

@@ -23,7 +23,15 @@ from curate.embed import EmbeddingTable
 from curate.errors import InputDataError
 from curate.eval import evaluate_predictions
 from curate.finetune._base import FinetuneResult, TrainRequest
-from curate.finetune._loop import claim_run, classifier_result, eval_ids, fit_selected, make_method, prediction_frame
+from curate.finetune._loop import (
+    claim_run,
+    classifier_result,
+    eval_ids,
+    fit_selected,
+    make_method,
+    prediction_frame,
+    unique_rows,
+)
 from curate.finetune.config import FinetuneConfig
 from curate.manifest import MIX_LAMBDA, MIX_WITH, Manifest
 from curate.train import TensorBatches, make_head
@@ -90,9 +98,10 @@ def train_head(request: TrainRequest, cfg: FinetuneConfig) -> FinetuneResult:
     method, groups = make_method(model, cfg, manifest)
     extra = {} if groups is None else {"group": torch.from_numpy(groups)}
     tcfg = cfg.train_config(settings)
+    uniq, uniq_labels, row_index = unique_rows(f)
     batches = TensorBatches(
         torch.from_numpy(x), torch.from_numpy(y), batch_size=tcfg.batch_size, seed=cfg.seed,
-        weight=torch.from_numpy(w), extra=extra, device=dev,
+        weight=torch.from_numpy(w), extra=extra, device=dev, index=torch.from_numpy(row_index),
     )  # fmt: skip
 
     def score() -> Any:
@@ -102,7 +111,7 @@ def train_head(request: TrainRequest, cfg: FinetuneConfig) -> FinetuneResult:
         )
 
     best_epoch = fit_selected(
-        method, batches, tcfg, score, out=request.out, record=(f[S.SAMPLE_ID].to_list(), y, n_classes),
+        method, batches, tcfg, score, out=request.out, record=(uniq, uniq_labels, n_classes),
         desc=f"{cfg.method} (head)", device=dev, hooks=request.hooks,
         dynamics=(request.dynamics_dir, request.dynamics_run),
     )  # fmt: skip

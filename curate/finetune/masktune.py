@@ -112,16 +112,21 @@ def mask_above_threshold(x: Any, maps: Any, *, stds: float = THRESHOLD_STDS, fil
 
 
 class _Masked:
-    """``source`` → the eval-preprocessed image with its saliency mask applied (picklable)."""
+    """``source`` → the eval-preprocessed image with its saliency mask applied (picklable). Masks are
+    stored bit-packed; an image without one (a mixing partner outside the rows) stays as it is."""
 
-    def __init__(self, load: Any, masks: dict[str, np.ndarray], fill: Any) -> None:
-        self.load, self.masks, self.fill = load, masks, fill
+    def __init__(self, load: Any, masks: dict[str, np.ndarray], shape: tuple[int, int], fill: Any) -> None:
+        self.load, self.masks, self.shape, self.fill = load, masks, shape, fill
 
     def __call__(self, source: str) -> Any:
         import torch
 
         x = self.load(source)
-        m = torch.from_numpy(self.masks[source])
+        bits = self.masks.get(source)
+        if bits is None:
+            return x
+        h, w = self.shape
+        m = torch.from_numpy(np.unpackbits(bits, count=h * w).reshape(h, w).astype(bool))
         return torch.where(m[None], self.fill.reshape(-1, 1, 1), x)
 
 
@@ -186,7 +191,7 @@ def masktune(request: TrainRequest, cfg: MaskTuneConfig | None = None) -> Finetu
         ckpt.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / "erm" / CHECKPOINTS / CHECKPOINT, ckpt / CHECKPOINT)
         tcfg = erm_cfg.train_config(settings)
-        masked_load = _Masked(inputs.eval_load, masks, fill)
+        masked_load = _Masked(inputs.eval_load, masks, (settings["image_size"], settings["image_size"]), fill)
         data = ManifestDataset(manifest, masked_load, sources=inputs.sources, mix="pair")  # no augmentation
         batches = LoaderBatches(
             data, batch_size=tcfg.batch_size, seed=cfg.seed, weights=f[S.WEIGHT].to_numpy(),
@@ -232,7 +237,7 @@ def _labels(table: Any, ids: list[str]) -> np.ndarray:
 def _masks(
     model: Any, inputs: NetworkInputs, settings: dict[str, Any], sources: list[str], labels: np.ndarray, cfg: Any
 ) -> tuple[dict[str, np.ndarray], list[float]]:
-    """Per source, the boolean mask of its image under the best ERM model; and each mask's share."""
+    """Per source, the bit-packed boolean mask of its image under the best ERM model; and each mask's share."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -250,7 +255,7 @@ def _masks(
         maps = xgradcam(model, b["x"], y_all[idx].to(settings["device"]))
         m = saliency_masks(maps, stds=cfg.threshold_stds).cpu().numpy()
         for k, i in enumerate(idx.tolist()):
-            masks[sources[i]] = m[k]
+            masks[sources[i]] = np.packbits(m[k].reshape(-1))
             shares.append(float(m[k].mean()))
     model.keep_maps = False
     return masks, shares

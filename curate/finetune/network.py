@@ -44,6 +44,7 @@ from curate.finetune._loop import (
     fit_selected,
     make_method,
     prediction_frame,
+    unique_rows,
 )
 from curate.finetune.config import FinetuneConfig
 from curate.manifest import Manifest, ManifestDataset
@@ -198,6 +199,24 @@ def network_settings(cfg: Any, backbone: Backbone, table: SampleTable, device: s
     return s
 
 
+def check_network(cfg: FinetuneConfig, table: SampleTable, device: str) -> dict[str, Any]:
+    """Every network setting checked before any expensive work: the backbone exists and takes this
+    modality, the image size suits it, and ``train_from`` names one of its stages.
+
+    Returns:
+        The resolved settings.
+
+    Raises:
+        UnknownNameError, ConfigError, MissingDependencyError: the first bad setting.
+    """
+    backbone = create_backbone(cfg.backbone)
+    backbone.check_modality(table.modality)
+    settings = network_settings(cfg, backbone, table, device)
+    if settings["train_from"] != "all":
+        build_network(backbone, max(2, table.n_classes), table.modality, settings, cfg.seed)
+    return settings
+
+
 def run_key(manifest: Manifest, table: SampleTable, settings: dict[str, Any], *parts: Any) -> str:
     """A run folder's identity: the rows, the data and every setting that changes the result."""
     keep = {k: v for k, v in settings.items() if k not in ("device", "num_workers")}
@@ -228,8 +247,9 @@ def train_network(request: TrainRequest, cfg: FinetuneConfig, *, keep: dict[str,
         claim_run(out, run_key(manifest, table, settings, cfg.to_dict()))
     method, groups = make_method(model, cfg, manifest)
     seed = cfg.seed if settings["augment"] else None  # only random augmentations need a seeded stream
+    uniq, uniq_labels, row_index = unique_rows(f)
     dataset = _TrainRows(
-        ManifestDataset(manifest, inputs.train_load, sources=inputs.sources, seed=seed, mix="pair"), groups
+        ManifestDataset(manifest, inputs.train_load, sources=inputs.sources, seed=seed, mix="pair"), groups, row_index
     )
     tcfg = cfg.train_config(settings)
     batches = LoaderBatches(
@@ -253,7 +273,7 @@ def train_network(request: TrainRequest, cfg: FinetuneConfig, *, keep: dict[str,
             eval_pass(model, predict, f, n_classes, tcfg.epochs, cfg.eval_fraction, dyn, dev, request.dynamics_run)
         )
     best_epoch = fit_selected(
-        method, batches, tcfg, score, out=out, record=(f[S.SAMPLE_ID].to_list(), y, n_classes),
+        method, batches, tcfg, score, out=out, record=(uniq, uniq_labels, n_classes),
         desc=f"{cfg.method} ({backbone.spec})", device=dev, hooks=(*hooks, *request.hooks),
         dynamics=(request.dynamics_dir, request.dynamics_run),
         channels_last=settings["channels_last"],
@@ -286,11 +306,13 @@ def eval_pass(
 
 
 class _TrainRows:
-    """A manifest dataset whose items also carry GroupDRO's ``group`` of each row."""
+    """A manifest dataset whose items carry GroupDRO's ``group`` of each row and, as ``index``, the
+    position of the row's sample among the manifest's unique ids (upsampled rows share one)."""
 
-    def __init__(self, dataset: ManifestDataset, groups: np.ndarray | None) -> None:
+    def __init__(self, dataset: ManifestDataset, groups: np.ndarray | None, unique_index: np.ndarray) -> None:
         self.dataset = dataset
         self.groups = groups
+        self.unique_index = unique_index
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
@@ -299,7 +321,13 @@ class _TrainRows:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        item = self.dataset[i]
+        return self.get(i, i)
+
+    def get(self, i: int, draw: int) -> dict[str, Any]:
+        """Row ``i`` as the epoch's ``draw``-th item, with its group; ``index`` is the row's sample
+        (its position among the manifest's unique ids), which the recorder keys on."""
+        item = self.dataset.get(i, draw)
+        item["index"] = int(self.unique_index[i])
         if self.groups is not None:
             item["group"] = int(self.groups[i])
         return item

@@ -29,9 +29,10 @@ class ManifestDataset:
     mixing happens on the token embeddings.
 
     With ``seed``, each ``load`` call runs with the global CPU torch random stream seeded by
-    ``(seed, epoch, row, role)``, so random augmentations are reproducible (and a resumed run sees
-    the same ones); call :meth:`set_epoch` before each epoch. Without augmentation leave it None
-    (seeding costs a few microseconds per item).
+    ``(seed, epoch, draw, role)``, so random augmentations are reproducible (and a resumed run sees
+    the same ones); ``draw`` is the item's position in the epoch (:meth:`get`), so a row drawn
+    several times in one epoch (a weighted sampler) is augmented differently each time. Call
+    :meth:`set_epoch` before each epoch. Without augmentation leave ``seed`` None.
 
     Args:
         manifest: the curated rows.
@@ -73,26 +74,30 @@ class ManifestDataset:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _load(self, source: str, i: int, role: str) -> Any:
+    def _load(self, source: str, draw: int, role: str) -> Any:
         if self.seed is None:
             return self.load(source)
         import torch
 
         with torch.random.fork_rng(devices=[]):  # loading runs on the CPU: its generator is the one to seed
-            torch.default_generator.manual_seed(derive_seed(self.seed, "augment", self.epoch, i, role))
+            torch.default_generator.manual_seed(derive_seed(self.seed, "augment", self.epoch, draw, role))
             return self.load(source)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        x = self._load(self.sources[i], i, "x")
+        return self.get(i, i)
+
+    def get(self, i: int, draw: int) -> dict[str, Any]:
+        """Row ``i`` as the ``draw``-th item of the epoch (the draw seeds its augmentation)."""
+        x = self._load(self.sources[i], draw, "x")
         partner = self.mix_with[i]
         item: dict[str, Any] = {}
         if self.mix == "pair":
             if self.has_mixing:
-                item["mix_x"] = x if partner is None else self._load(self.lookup[partner], i, "partner")
+                item["mix_x"] = x if partner is None else self._load(self.lookup[partner], draw, "partner")
                 item["mix_lambda"] = 0.0 if partner is None else float(self.mix_lambda[i])
         elif partner is not None:
             lam = float(self.mix_lambda[i])
-            x = lam * self._load(self.lookup[partner], i, "partner") + (1.0 - lam) * x
+            x = lam * self._load(self.lookup[partner], draw, "partner") + (1.0 - lam) * x
         return {
             "x": x,
             **item,

@@ -19,10 +19,10 @@ from curate.data import SampleTable
 from curate.data.workspace import Workspace
 from curate.detect import CONFLICT
 from curate.dynamics import ProxyConfig
-from curate.embed import create_backbone
 from curate.errors import ConfigError, InputDataError
 from curate.eval import write_report
 from curate.finetune import ContrastiveConfig, FinetuneConfig, MaskTuneConfig, TrainRequest, train
+from curate.finetune.network import check_network
 from curate.manifest import write_manifest
 from curate.pipeline.data import load_dataset
 from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect, detection_auroc
@@ -179,7 +179,7 @@ def run(
     sel_cfg = _make(CONFIGS[sel_name], "select", sections["select"], seed=seed)
     train_cfg = trainer_config(trainer, sections["finetune"], seed=seed, encoder=encoder, backbone=kind)
     if isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
-        create_backbone(train_cfg.backbone).check_modality(table.modality)
+        check_network(train_cfg, table, dev)
     head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
     head_cfg = head_cfg or FinetuneConfig(seed=seed)
     stage("load", f"{table.name}: {len(table)} samples ({table.modality})")

@@ -66,6 +66,6 @@ def score(
     if names:
         out = out.join(score_dynamics(log, names), on=S.SAMPLE_ID, how="left")
     if "conflict" in signals:
-        d = detect(table, embeddings=emb, dynamics=log, detector=detector, proxy_config=cfg)
+        d = detect(table, embeddings=emb, dynamics=log, detector=detector, proxy_config=cfg, device=device)
         out = out.join(d.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP), on=S.SAMPLE_ID, how="left")
     return out

@@ -21,8 +21,9 @@ from curate.errors import ConfigError
 
 
 class TensorBatches:
-    """Shuffled mini-batches over in-memory tensors; keys: ``x``, ``label``, ``index``, ``weight`` when
-    given, and one key per ``extra`` per-sample tensor (e.g. GroupDRO's ``group``).
+    """Shuffled mini-batches over in-memory tensors; keys: ``x``, ``label``, ``index`` (the row, or the
+    given ``index`` of each row), ``weight`` when given, and one key per ``extra`` per-sample tensor
+    (e.g. GroupDRO's ``group``).
 
     The order of epoch ``e`` depends only on ``(seed, e)``, so resuming reproduces it.
     """
@@ -37,6 +38,7 @@ class TensorBatches:
         weight: Any = None,
         extra: dict[str, Any] | None = None,
         device: str = "cpu",
+        index: Any = None,
     ) -> None:
         import torch
 
@@ -44,7 +46,7 @@ class TensorBatches:
         self.label = label.to(device)
         self.weight = None if weight is None else weight.to(device)
         self.extra = {k: v.to(device) for k, v in (extra or {}).items()}
-        self.index = torch.arange(len(label), device=device)
+        self.index = (torch.arange(len(label)) if index is None else index).to(device)
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
@@ -65,6 +67,23 @@ class TensorBatches:
             for k, v in self.extra.items():
                 b[k] = v[i]
             yield b
+
+
+class _Draws:
+    """The epoch's items by position: item ``k`` is row ``order[k]``, drawn as the ``k``-th (a dataset
+    with ``get(row, draw)`` seeds its augmentation by the draw, so repeated rows differ)."""
+
+    def __init__(self, dataset: Any, order: list[int]) -> None:
+        self.dataset = dataset
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, k: int) -> Any:
+        row = self.order[k]
+        get = getattr(self.dataset, "get", None)
+        return get(row, k) if get is not None else self.dataset[row]
 
 
 def _one_thread(_: int) -> None:
@@ -146,9 +165,16 @@ class LoaderBatches:
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if set_epoch is not None:
             set_epoch(epoch)
+        batches = self.batch_indices(epoch)
+        order = [i for b in batches for i in b]
+        positions, k = [], 0
+        for b in batches:
+            positions.append(list(range(k, k + len(b))))
+            k += len(b)
+        draws: Any = _Draws(self.dataset, order)
         loader: Any = DataLoader(
-            self.dataset,
-            batch_sampler=self.batch_indices(epoch),
+            draws,
+            batch_sampler=positions,
             num_workers=self.num_workers,
             collate_fn=self.collate,
             pin_memory=self.pin_memory,

@@ -39,7 +39,8 @@ class TrainConfig:
     ``scheduler``: ``constant``, ``cosine`` (to 0 over all steps) or ``linear`` (to 0), each after
     ``warmup_fraction`` of the steps of linear warm-up. ``precision``: autocast dtype on CUDA
     (``bf16``/``fp16``, the latter with a gradient scaler); the CPU always trains in fp32.
-    ``max_grad_norm``: clip the gradient norm (None: no clipping).
+    ``max_grad_norm``: clip the gradient norm (None: no clipping). ``decay_matrices_only``: no
+    weight decay on biases and normalisation weights.
     """
 
     epochs: int = 20
@@ -52,6 +53,7 @@ class TrainConfig:
     warmup_fraction: float = 0.0
     precision: str = "fp32"
     max_grad_norm: float | None = None
+    decay_matrices_only: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,12 +115,20 @@ class Batches(Protocol):
 
 
 def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> Any:
-    """AdamW or SGD (with momentum) from ``cfg``."""
+    """AdamW or SGD (with momentum) from ``cfg``; with ``cfg.decay_matrices_only``, biases and
+    normalisation weights (1-D parameters) get no weight decay (the BERT fine-tuning recipes)."""
     import torch
 
+    params = list(params)
+    groups: Any = params
+    if cfg.decay_matrices_only:
+        groups = [
+            {"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
@@ -168,7 +178,11 @@ def epoch_rng(seed: int, epoch: int, device: str) -> Any:
     ``(seed, epoch)`` and restored afterwards: dropout draws the same numbers in a resumed run."""
     import torch
 
-    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    if device.startswith("cuda"):
+        index = torch.device(device).index
+        devices = [torch.cuda.current_device() if index is None else index]
+    else:
+        devices = []
 
     @contextlib.contextmanager
     def ctx() -> Iterator[None]:

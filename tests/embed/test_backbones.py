@@ -137,3 +137,27 @@ def test_text_mixing_happens_on_the_token_embeddings(tiny: dict[str, Path]) -> N
         by_hand = (h.last_hidden_state * m).sum(1) / m.sum(1)
         torch.testing.assert_close(net(x, p, torch.tensor([lam]))[1], by_hand, rtol=1e-5, atol=1e-5)
     assert np.isfinite(seen["out"].numpy()).all()
+
+
+def test_stage_names_of_a_vit() -> None:
+    """A parameter sitting on the body names its own stage; `encoder_layer_N` blocks are stages; a
+    linear probe (`head`) trains the head alone."""
+    from torchvision.models import VisionTransformer
+
+    from curate.embed._networks import TorchvisionNetwork
+
+    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=16)
+    vit.heads.head = torch.nn.Identity()
+    net = TorchvisionNetwork(vit, 16, 2)
+    assert net.stages() == [
+        "class_token", "conv_proj", "encoder", "encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_1",
+        "head",
+    ]  # fmt: skip
+    net.freeze_before("head")
+    assert [n for n, p in net.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    net.freeze_before("encoder.layers.encoder_layer_1")
+    trained = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert "body.encoder.ln.weight" in trained and "body.encoder.layers.encoder_layer_0.ln_1.weight" not in trained
+    with pytest.raises(ConfigError, match="fixed"):
+        create_backbone("torchvision:vit_b_16:random").build(2, image_size=96)
+    assert not create_backbone("torchvision:resnet18:random").pretrained

@@ -116,3 +116,25 @@ def test_mixing_pairs_apply_to_pixels() -> None:
     x = mix_rows(_two_rows([0, 0], ["b", None], [0.8, None]), lambda ids: np.stack([images[i] for i in ids]))
     np.testing.assert_allclose(x[0], 0.8)
     np.testing.assert_allclose(x[1], 1.0)
+
+
+def test_groupdro_group_losses_are_weighted_means() -> None:
+    class Fixed(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x, x
+
+    dro = GroupDRO(Fixed(), n_groups=2, eta=1.0)
+    x = torch.tensor([[3.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    batch = {
+        "x": x,
+        "label": torch.tensor([0, 0, 0]),
+        "group": torch.tensor([0, 0, 1]),
+        "weight": torch.tensor([3.0, 1.0, 2.0]),
+    }
+    losses = torch.nn.functional.cross_entropy(x, batch["label"], reduction="none")
+    g0 = (3 * losses[0] + losses[1]) / 4  # weighted mean of group 0
+    g1 = losses[2]
+    out = dro.step(batch)
+    q1 = np.exp(g1.item()) / (np.exp(g0.item()) + np.exp(g1.item()))
+    assert float(dro.q[1]) == pytest.approx(q1, rel=1e-5)
+    assert float(out["loss"]) == pytest.approx((1 - q1) * g0.item() + q1 * g1.item(), rel=1e-5)

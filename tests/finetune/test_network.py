@@ -3,6 +3,7 @@ and the eval-mode pass), mixing pairs, GroupDRO state, DFR on network features, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,50 +42,65 @@ def test_network_run_writes_dynamics_of_both_kinds(dc, tmp_path: Path) -> None: 
     assert 0.0 <= r.test.acc_wg <= r.test.acc_avg <= 1.0
 
 
-def test_eval_pass_scores_the_model_of_that_epoch(dc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """With one epoch and a pass after it, the eval EL2N is the final model's, from its predictions."""
+def test_eval_pass_scores_the_model_in_eval_mode(dc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """EfficientNet-Lite0 (dropout, BatchNorm): after one epoch the eval pass holds the final
+    model's eval-mode probabilities of every train row, not the in-training ones."""
+    from curate.finetune import train_network
+
     m = api.select("keep-all", dc)
-    cfg = FinetuneConfig(backbone="small-cnn", epochs=1, batch_size=32, eval_fraction=1.0)
-    train("erm", TrainRequest(dc, m, device="cpu", out=tmp_path / "run"), cfg)
-    ev = api.eval_dynamics(tmp_path / "run" / "dynamics").frame.sort("sample_id")
-    p_true = ev["prob_true"].to_numpy()
-    # binary: EL2N = sqrt(2) * (1 - p(true))
-    np.testing.assert_allclose(ev["el2n"].to_numpy(), np.sqrt(2) * (1 - p_true), rtol=1e-4, atol=1e-5)
+    cfg = FinetuneConfig(backbone="efficientnet-lite0", image_size=32, epochs=1, batch_size=32, eval_fraction=1.0)
+    keep: dict = {}
+    train_network(TrainRequest(dc, m, device="cpu", out=tmp_path / "run"), cfg, keep=keep)
+    ev = api.eval_dynamics(tmp_path / "run" / "dynamics").frame
+    ids = ev["sample_id"].to_list()
+    logits, _ = keep["predict"](ids)
+    p = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    y = dc.frame.filter(pl.col("sample_id").is_in(ids)).sort(
+        pl.col("sample_id").replace_strict(ids, list(range(len(ids))))
+    )
+    np.testing.assert_allclose(ev["prob_true"].to_numpy(), p[np.arange(len(ids)), y["label"].to_numpy()], atol=1e-5)
+    seen = DynamicsLog.read(tmp_path / "run" / "dynamics").frame
+    both = ev.join(seen, on="sample_id", suffix="_train")
+    assert not np.allclose(both["prob_true"].to_numpy(), both["prob_true_train"].to_numpy(), atol=1e-3)
 
 
-def test_weights_drive_the_sampler_and_mixing_reaches_the_pixels(dc) -> None:  # type: ignore[no-untyped-def]
+def test_weights_drive_the_sampler_and_mixing_reaches_the_model(dc, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from curate.embed import _networks
+
     m = api.select("oracle", dc)  # group-balancing weights
     r = train("erm", TrainRequest(dc, m, device="cpu"), FinetuneConfig(backbone="small-cnn", epochs=1))
     assert r.config["sampling"] == "weighted"
     ids = dc.split("train").frame["sample_id"].to_list()[:40]
+    rows = dc.frame.filter(pl.col("sample_id").is_in(ids))
     f = pl.DataFrame(
         {
-            "sample_id": ids,
-            "source": dc.frame.filter(pl.col("sample_id").is_in(ids))["path"].to_list(),
-            "label": dc.frame.filter(pl.col("sample_id").is_in(ids))["label"].to_list(),
-            "weight": [1.0] * 40,
-            "mix_with": [ids[(i + 1) % 40] for i in range(40)],
-            "mix_lambda": [0.5] * 40,
+            "sample_id": rows["sample_id"], "source": rows["path"], "label": rows["label"], "weight": [1.0] * 40,
+            "mix_with": [ids[(i + 1) % 40] if i % 2 else None for i in range(40)],
+            "mix_lambda": [0.25 if i % 2 else None for i in range(40)],
         }
-    )
-    seen = {}
+    )  # fmt: skip
+    calls: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = []
+    real = _networks.ImageNetwork.features
 
-    class Spy:
-        def on_epoch_start(self, epoch: int) -> None: ...
+    def spy(self, x, mix_x=None, mix_lambda=None):  # type: ignore[no-untyped-def]
+        if self.training:
+            calls.append((x, mix_x, mix_lambda))
+        return real(self, x, mix_x, mix_lambda)
 
-        def on_batch(self, epoch, batch, out) -> None:  # type: ignore[no-untyped-def]
-            seen.setdefault("keys", set(batch))
-            seen.setdefault("lam", batch["mix_lambda"])
-
-        def on_epoch_end(self, epoch: int) -> None: ...
-
+    monkeypatch.setattr(_networks.ImageNetwork, "features", spy)
     mixed = Manifest(manifest_frame(f))
-    train("erm", TrainRequest(dc, mixed, device="cpu", hooks=(Spy(),)), FinetuneConfig(backbone="small-cnn", epochs=1))
-    assert {"x", "mix_x", "mix_lambda", "label", "index"} <= seen["keys"] and "weight" not in seen["keys"]
-    assert torch.all(seen["lam"] == 0.5)
+    train("erm", TrainRequest(dc, mixed, device="cpu"), FinetuneConfig(backbone="small-cnn", epochs=1))
+    lams = torch.cat([c[2] for c in calls])
+    assert all(c[1] is not None for c in calls) and sorted(set(lams.tolist())) == [0.0, 0.25]
+    # unmixed rows get themselves as partner (lambda 0); mixed rows another image
+    x, mx, lam = calls[0]
+    same = (x == mx).flatten(1).all(1)
+    assert torch.equal(same, lam == 0)
 
 
-def test_groupdro_and_dfr_on_the_network(dc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_groupdro_and_dfr_on_the_network(dc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import curate.finetune._loop as loop
+
     m = api.select("keep-all", dc)
     cfg = FinetuneConfig(backbone="small-cnn", **TINY)
     r = train("groupdro", TrainRequest(dc, m, device="cpu", out=tmp_path / "dro"), cfg)
@@ -92,11 +108,28 @@ def test_groupdro_and_dfr_on_the_network(dc, tmp_path: Path) -> None:  # type: i
     q = ckpt["method"]["q"]
     assert q.shape == (4,) and float(q.sum()) == pytest.approx(1.0) and not torch.allclose(q, torch.full((4,), 0.25))
     assert r.config["method"] == "groupdro"
-    d = train("dfr", TrainRequest(dc, m, device="cpu"), cfg)
+    seen: dict = {}
+    real = loop.dfr_predict
+
+    def spy(hv, ht, table, val_ids, seed):  # type: ignore[no-untyped-def]
+        seen.update(hv=hv, val_ids=val_ids)
+        return real(hv, ht, table, val_ids, seed)
+
+    monkeypatch.setattr(loop, "dfr_predict", spy)
+    from curate.finetune import train_network
+
+    keep: dict = {}
+    d = train_network(TrainRequest(dc, m, device="cpu"), replace(cfg, method="dfr"), keep=keep)
     assert d.extra["dfr"]["heads"] == 20 and d.extra["dfr"]["C"] in (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
+    # the last layer is refit on the selected network's features of the val rows (the head's input)
+    np.testing.assert_allclose(seen["hv"], keep["predict"](seen["val_ids"])[1], rtol=1e-5, atol=1e-6)
 
 
-def test_text_backbone_fine_tunes_and_mixes_tokens(small_text, tiny: dict[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_text_backbone_fine_tunes_and_mixes_tokens(
+    small_text, tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from curate.embed import _networks
+
     m = api.select("keep-all", small_text)
     cfg = FinetuneConfig(backbone=f"hf-text:{tiny['bert']}", epochs=2, batch_size=4)
     r = train("erm", TrainRequest(small_text, m, device="cpu", out=tmp_path / "t"), cfg)
@@ -106,21 +139,37 @@ def test_text_backbone_fine_tunes_and_mixes_tokens(small_text, tiny: dict[str, P
         pl.col("sample_id").shift(1).fill_null(m.frame["sample_id"][-1]).alias("mix_with"),
         pl.lit(0.3).alias("mix_lambda"),
     )
+    calls: list = []
+    real = _networks.TextNetwork.features
+
+    def spy(self, x, mix_x=None, mix_lambda=None):  # type: ignore[no-untyped-def]
+        if self.training:
+            calls.append((x, mix_x, mix_lambda))
+        return real(self, x, mix_x, mix_lambda)
+
+    monkeypatch.setattr(_networks.TextNetwork, "features", spy)
     train("erm", TrainRequest(small_text, Manifest(manifest_frame(f)), device="cpu"), cfg)
+    assert calls and all(c[1] is not None and torch.all(c[2] == 0.3) for c in calls)
+    x, mx, _ = calls[0]  # each row's partner is tokenised to the same length, not equal to the row
+    assert x["input_ids"].shape == mx["input_ids"].shape and not torch.equal(x["input_ids"], mx["input_ids"])
 
 
-def test_train_from_freezes_the_earlier_layers(dc) -> None:  # type: ignore[no-untyped-def]
+def test_train_from_freezes_the_earlier_layers(dc, tiny: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    """resnet18 (BatchNorm): before ``layer4.0`` nothing moves, running statistics included."""
     from curate.embed import create_backbone
     from curate.finetune import train_network
     from curate.finetune.network import build_network
 
+    spec = f"torchvision:resnet18:{tiny['resnet18']}"
     m = api.select("keep-all", dc)
-    cfg = FinetuneConfig(backbone="small-cnn", epochs=1, train_from="head")  # a linear probe
+    cfg = FinetuneConfig(backbone=spec, epochs=1, image_size=32, batch_size=32, train_from="layer4.0")
     keep: dict = {}
     r = train_network(TrainRequest(dc, m, device="cpu"), cfg, keep=keep)
-    init = build_network(create_backbone("small-cnn"), 2, "image", r.config, cfg.seed).state_dict()
+    init = build_network(create_backbone(spec), 2, "image", r.config, cfg.seed).state_dict()
     after = keep["model"].state_dict()
-    assert all(torch.equal(after[k], init[k]) for k in after if k.startswith("body."))
-    assert any(not torch.equal(after[k], init[k]) for k in after if k.startswith("head."))
+    frozen = [k for k in after if k.startswith(("body.conv1", "body.bn1", "body.layer1", "body.layer3"))]
+    assert any("running_mean" in k for k in frozen)
+    assert all(torch.equal(after[k], init[k]) for k in frozen)
+    assert any(not torch.equal(after[k], init[k]) for k in after if k.startswith(("body.layer4", "head.")))
     with pytest.raises(Exception, match="unknown stage"):
         train("erm", TrainRequest(dc, m, device="cpu"), FinetuneConfig(backbone="small-cnn", train_from="layer9"))

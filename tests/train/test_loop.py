@@ -143,3 +143,27 @@ def test_loader_batches_draw_rows_by_weight() -> None:
     assert (drawn >= 90).mean() == pytest.approx(0.5, abs=0.02)
     with pytest.raises(ConfigError, match="weights"):
         LoaderBatches(Items(3), batch_size=2, seed=0, weights=[1.0, 0.0, 1.0])
+
+
+def test_a_row_drawn_twice_in_an_epoch_is_augmented_twice() -> None:
+    """Augmentation is seeded by (seed, epoch, draw): repeated draws of an upweighted row differ, a
+    rerun of the epoch is identical."""
+    import polars as pl
+
+    from curate.manifest import Manifest, ManifestDataset, manifest_frame
+
+    ids = [f"s{i}" for i in range(20)]
+    frame = pl.DataFrame({"sample_id": ids, "source": ids, "label": [0, 1] * 10, "weight": [99.0] + [1.0] * 19})
+    data = ManifestDataset(Manifest(manifest_frame(frame)), lambda _: torch.rand(3), seed=7)
+    lb = LoaderBatches(data, batch_size=64, seed=0, weights=frame["weight"].to_numpy())
+
+    def epoch(e: int) -> tuple[list[int], torch.Tensor]:
+        (batch,) = list(lb(e))
+        return batch["index"].tolist(), batch["x"]
+
+    rows, x = epoch(0)
+    again_rows, again_x = epoch(0)
+    assert rows == again_rows and torch.equal(x, again_x)
+    a = x[torch.tensor(rows) == 0]
+    assert len(a) > 5 and len(torch.unique(a, dim=0)) == len(a)
+    assert not torch.equal(epoch(1)[1], x)
