@@ -28,6 +28,11 @@ def run(
         help="network: fine-tune the encoder's network as the classifier; head: a head on its frozen embeddings "
         "(fast); auto: network where a GPU is found, head on the CPU",
     ),
+    select_on: str = typer.Option(
+        "val-groups",
+        help="model selection's worst-group accuracy on val over: val-groups (true, as the papers), "
+        "pseudo-groups or classes (no group labels anywhere)",
+    ),
 ) -> None:
     """Run curation end to end and report worst-group accuracy on the test split."""
     settings = api.read_run_config(config) if config is not None else None
@@ -46,6 +51,7 @@ def run(
             workspace=workspace,
             device=device,
             backbone=backbone,
+            select_on=select_on,
         )
         rows.append(metrics)
     show(api.run_table(rows), f"{table.name}: test worst-group accuracy (seed {seed})")

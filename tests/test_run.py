@@ -37,7 +37,12 @@ def test_run_writes_every_output_and_resumes(digits_dir: Path, tmp_path: Path) -
         assert pl.read_parquet(out / m / "manifest.parquet").height > 0
         scores = pl.read_parquet(out / m / "scores.parquet")
         assert scores.columns == ["sample_id", "conflict_score", "pseudo_group"] and scores.height == 1000
-    assert json.loads((out / "erm" / "metrics.json").read_text())["group_labels"] == "none (label-free)"
+    erm = json.loads((out / "erm" / "metrics.json").read_text())
+    assert erm["train_groups"] == "none" and erm["model_selection"] == "true val groups" and not erm["label_free"]
+    assert (
+        erm["backbone"] == "head on frozen embeddings"
+        and "head on frozen embeddings" in (out / "erm" / "report.md").read_text()
+    )
     # a rerun finds every stage cached and the training run finished: same metrics
     first = json.loads((out / "erm" / "metrics.json").read_text())
     r = cli(
@@ -60,11 +65,16 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
         assert m["manifest"]["method"] in ("prune", "mix", "balance", "jtt", "spare", "keep-all"), method
         if method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
             tried = m["tuning"]["tried"]
-            grid = api.RUN_GRIDS[method]
-            assert len(tried) == int(np.prod([len(v) for v in grid.values()]))
+            grid = m["tuning"]["grid"]
+            assert set(api.RUN_GRIDS[method]) <= set(grid) and len(tried) == int(
+                np.prod([len(v) for v in grid.values()])
+            )
             best = max(tried, key=lambda t: (t["val_acc_wg"], t["val_acc_avg"]))
-            assert m["tuning"]["chosen"] == {k: best[k] for k in grid}
-            assert all(m["manifest"]["config"][k] == v for k, v in m["tuning"]["chosen"].items())
+            chosen = m["tuning"]["chosen"]
+            assert all(chosen[k] == best[k] for k in api.RUN_GRIDS[method])
+            assert all(m["manifest"]["config"][k] == chosen[k] for k in api.RUN_GRIDS[method])
+            if method == "jtt":  # T was tuned too: the discovery used is the one of the chosen epoch
+                assert "detect.epoch" in grid and m["manifest"]["config"] is not None
         if method in ("balance", "prune", "mix", "contrastive"):  # the discovery was picked the same way
             choice = m["detector_choice"]
             assert m["detector"] == choice["chosen"] and set(choice["tried"]) == {"ensemble", "knn", "jtt", "cluster"}
@@ -79,7 +89,8 @@ def test_run_without_group_labels_scores_by_class(digits_dir: Path, tmp_path: Pa
     no_groups = table.with_frame(table.frame.drop("group", "a"))
     m = api.run(no_groups, method="prune", out=tmp_path / "prune", encoder=str(vit), config=FAST)
     assert m["test"]["group_source"] == "class (no groups known)" and m["detection_auroc"] is None
-    assert m["acc_wg"] == m["test"]["acc_worst_class"] and m["tuning"]["groups"] == "classes (val has no groups)"
+    assert m["acc_wg"] == m["test"]["acc_worst_class"]
+    assert m["tuning"]["groups"] == "classes: worst-class accuracy (val has no groups)" and m["label_free"]
 
 
 def test_run_rejects_bad_settings(digits_dir: Path, tmp_path: Path) -> None:

@@ -83,6 +83,10 @@ class SampleTable:
         """The same dataset description over other rows."""
         return replace(self, frame=frame)
 
+    def without_groups(self) -> SampleTable:
+        """The same dataset as if no group labels were known (for label-free model selection)."""
+        return replace(self, frame=self.frame.drop(S.GROUP, strict=False), group_names=None)
+
     def resolve(self, rel: str) -> Path:
         """Absolute path of a ``path`` entry."""
         p = Path(rel)

@@ -213,3 +213,31 @@ def build_discovery(
         config,
         extra or {},
     )
+
+
+def pseudo_groups_of(
+    discovery: Discovery, table: SampleTable, embeddings: EmbeddingTable, split: str, *, backend: str = "faiss-cpu"
+) -> pl.DataFrame:
+    """``[sample_id, pseudo_group]`` for the rows of ``split``, without group labels: each row takes the
+    pseudo-group of its nearest train sample (cosine, FAISS) of the same class — the discovery
+    carried to validation for label-free model selection.
+
+    Raises:
+        InputDataError: ``split`` has a class the discovery's train rows lack.
+    """
+    from curate.index import KnnIndex
+
+    rows = table.split(split).frame.select(S.SAMPLE_ID, S.LABEL)
+    scores = discovery.scores
+    out = []
+    for y in sorted(rows[S.LABEL].unique().to_list()):
+        ref = scores.filter(pl.col(S.LABEL) == y)
+        if ref.height == 0:
+            raise InputDataError(f"class {y} of the {split} split has no train rows to take pseudo-groups from")
+        query = rows.filter(pl.col(S.LABEL) == y)
+        x_ref = embeddings.select(ref[S.SAMPLE_ID], what="train split").matrix
+        x_q = embeddings.select(query[S.SAMPLE_ID], what=f"{split} split").matrix
+        _, idx = KnnIndex(kind="flat", backend=backend).fit(x_ref).search(x_q, 1)
+        groups = ref[S.PSEUDO_GROUP].to_numpy()[idx[:, 0]]
+        out.append(pl.DataFrame({S.SAMPLE_ID: query[S.SAMPLE_ID], S.PSEUDO_GROUP: groups}))
+    return pl.concat(out)

@@ -30,6 +30,7 @@ LOG_SCHEMA: dict[str, pl.DataType] = {
     FEAT_NORM: pl.Float32(),
 }
 SHARD_GLOB = "run=*/epoch=*.parquet"
+EVAL_PASS = "eval"  # sub-folder of the eval-mode pass over the train rows
 
 
 def shard_name(epoch: int) -> str:
@@ -39,9 +40,15 @@ def shard_name(epoch: int) -> str:
 
 @dataclass(frozen=True)
 class DynamicsLog:
-    """Training dynamics of one or more runs; every run must cover the same epochs."""
+    """Training dynamics of one or more runs; every run must cover the same epochs.
+
+    ``eval_pass``, when the recording has one, is the log of eval-mode passes over the train rows at
+    chosen epochs (the model of that epoch, no augmentation or dropout): the data-pruning authors'
+    EL2N comes from there.
+    """
 
     frame: pl.DataFrame
+    eval_pass: DynamicsLog | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in LOG_SCHEMA if c not in self.frame.columns]
@@ -70,7 +77,8 @@ class DynamicsLog:
 
     @classmethod
     def read(cls, folder: str | Path) -> DynamicsLog:
-        """Read every ``run=*/epoch=*.parquet`` shard under ``folder``.
+        """Read every ``run=*/epoch=*.parquet`` shard under ``folder`` (and ``folder/eval``'s, as the
+        eval pass, when present).
 
         Raises:
             InputDataError: no shards are there.
@@ -81,7 +89,15 @@ class DynamicsLog:
             raise InputDataError(
                 "no dynamics shards (run=*/epoch=*.parquet)", file=folder, fix="run `curate dynamics` first"
             )
-        return cls.from_frame(pl.concat([pl.read_parquet(f) for f in files], how="vertical"))
+        log = cls.from_frame(pl.concat([pl.read_parquet(f) for f in files], how="vertical"))
+        if list((folder / EVAL_PASS).glob(SHARD_GLOB)):
+            return cls(log.frame, cls.read(folder / EVAL_PASS))
+        return log
+
+    @property
+    def epochs(self) -> list[int]:
+        """The recorded epochs, ascending."""
+        return sorted(self.frame[EPOCH].unique().to_list())
 
     @property
     def n_epochs(self) -> int:

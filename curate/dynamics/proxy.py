@@ -17,8 +17,8 @@ import numpy as np
 from curate._core import schema as S
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
-from curate.dynamics.log import DynamicsLog
-from curate.dynamics.recorder import DynamicsRecorder
+from curate.dynamics.log import EVAL_PASS, DynamicsLog
+from curate.dynamics.recorder import DynamicsRecorder, EvalPass, eval_epochs
 from curate.embed.table import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 from curate.train import ERM, HEADS, TensorBatches, TrainConfig, fit, make_head
@@ -26,7 +26,9 @@ from curate.train import ERM, HEADS, TensorBatches, TrainConfig, fit, make_head
 
 @dataclass(frozen=True, kw_only=True)
 class ProxyConfig:
-    """Proxy head and optimisation settings (defaults: a linear probe, AdamW, 20 epochs)."""
+    """Proxy head and optimisation settings (defaults: a linear probe, AdamW, 20 epochs); an
+    eval-mode pass over the train rows at ``eval_fraction`` of training (0.4: the data-pruning
+    authors' EL2N epoch, index 9 of 25) is recorded in ``eval/``."""
 
     head: str = "linear"
     hidden: int = 256
@@ -35,6 +37,7 @@ class ProxyConfig:
     weight_decay: float = 1e-4
     batch_size: int = 128
     runs: int = 1
+    eval_fraction: float = 0.4
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -42,6 +45,8 @@ class ProxyConfig:
             raise ConfigError.bad_param("ProxyConfig()", "head", f"one of {HEADS}", self.head)
         if self.runs < 1:
             raise ConfigError.bad_param("ProxyConfig()", "runs", "an integer >= 1", self.runs)
+        if not 0.0 < self.eval_fraction <= 1.0:
+            raise ConfigError.bad_param("ProxyConfig()", "eval_fraction", "a float in (0, 1]", self.eval_fraction)
         self.train_config(0)  # validates the optimisation fields
 
     def train_config(self, run: int) -> TrainConfig:
@@ -118,6 +123,8 @@ def train_proxy(
     Returns:
         The recorded :class:`DynamicsLog` (``None`` when ``record`` is false).
     """
+    import torch
+
     ids, x, labels = train_inputs(emb, table)
     n_classes = max(table.n_classes, int(labels.max()) + 1)
     folder = Path(folder)
@@ -125,11 +132,20 @@ def train_proxy(
         tcfg, head, batches = _head_and_batches(x, labels, n_classes, cfg, run, device)
         static = np.linalg.norm(x, axis=1) if cfg.head == "linear" else None  # a linear head's input never changes
         recorder = DynamicsRecorder(folder, ids, labels, n_classes, run=run, device=device, static_feat_norm=static)
+        evals = DynamicsRecorder(folder / EVAL_PASS, ids, labels, n_classes, run=run, device=device)
+
+        def predict(head: Any = head, xt: Any = torch.from_numpy(x)) -> tuple[np.ndarray, np.ndarray]:
+            head.eval()
+            with torch.inference_mode():
+                logits, feats = head(xt.to(device))
+            return logits.float().cpu().numpy(), feats.float().cpu().numpy()
+
+        passes = EvalPass(predict, evals, eval_epochs(tcfg.epochs, (cfg.eval_fraction,)), tcfg.epochs, head.train)
         fit(
             ERM(head),
             batches,
             tcfg,
-            hooks=[recorder] if record else [],
+            hooks=[recorder, passes] if record else [],
             checkpoint_dir=folder / f"run={run}",
             desc=f"proxy run {run}",
             device=device,

@@ -15,8 +15,10 @@ from curate._core.registry import Registry
 from curate.data.table import SampleTable
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError
-from curate.eval import EvalResult
+from curate.eval import EvalResult, evaluate_predictions
 from curate.manifest import Manifest
+
+SELECT_ON = ("val-groups", "pseudo-groups", "classes")
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,18 @@ class TrainRequest:
         table: the dataset (val and test splits are scored).
         manifest: the training rows (weights, mixing pairs).
         embeddings: the workspace's frozen embeddings (heads and the contrastive pair need them).
-        pseudo_groups: ``[sample_id, pseudo_group]`` for model selection when val has no groups.
+        pseudo_groups: ``[sample_id, pseudo_group]``: with ``select_on="pseudo-groups"`` it must
+            cover the val rows (inferred without labels); otherwise it is the fallback when val has
+            no groups (uncovered rows are scored by class).
         device: a resolved torch device; every stage of the trainer runs there.
         out: the run folder (checkpoints, dynamics; None: in memory, nothing resumable).
         hooks: extra training hooks (e.g. a benchmark's timer).
         dynamics_dir: where the dynamics shards go (default ``out/dynamics``).
         dynamics_run: the run number the shards are written as (``run=R``).
+        select_on: which groups model selection takes worst-group accuracy over on val:
+            ``val-groups`` (the true ones when the dataset has them, else classes),
+            ``pseudo-groups`` (``pseudo_groups`` of the val rows) or ``classes`` (worst-class
+            accuracy: no group labels anywhere).
     """
 
     table: SampleTable
@@ -44,6 +52,18 @@ class TrainRequest:
     hooks: tuple[Any, ...] = ()
     dynamics_dir: Path | None = None
     dynamics_run: int = 0
+    select_on: str = "val-groups"
+
+    def __post_init__(self) -> None:
+        if self.select_on not in SELECT_ON:
+            raise ConfigError.bad_param("TrainRequest()", "select_on", f"one of {SELECT_ON}", self.select_on)
+
+    def score_val(self, predictions: pl.DataFrame) -> EvalResult:
+        """Validation result of ``[sample_id, prediction]`` over the groups ``select_on`` names (model selection)."""
+        if self.select_on == "val-groups":
+            return evaluate_predictions(self.table, predictions, split="val", pseudo_groups=self.pseudo_groups)
+        pseudo = self.pseudo_groups if self.select_on == "pseudo-groups" else None
+        return evaluate_predictions(self.table.without_groups(), predictions, split="val", pseudo_groups=pseudo)
 
     def dynamics_folder(self) -> Path | None:
         """Where this training's dynamics go (None: not recorded)."""

@@ -219,4 +219,11 @@ def classifier_result(
     pv, pt = prediction_frame(val_ids, pred_v), prediction_frame(test_ids, pred_t)
     val = evaluate_predictions(table, pv, split="val", pseudo_groups=request.pseudo_groups)
     test = evaluate_predictions(table, pt, split="test", pseudo_groups=request.pseudo_groups)
+    extra["selection"] = selection_score(request, pv)
     return FinetuneResult(val, test, best_epoch, pl.concat([pv, pt]), settings, extra)
+
+
+def selection_score(request: TrainRequest, val_predictions: pl.DataFrame) -> dict[str, Any]:
+    """The selected model's validation score over the groups model selection used (``select_on``)."""
+    r = request.score_val(val_predictions)
+    return {"acc_wg": r.acc_wg, "acc_avg": r.acc_avg, "groups": r.group_source, "select_on": request.select_on}

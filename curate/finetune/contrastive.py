@@ -10,28 +10,35 @@ prompts) the projections start as the identity, since both towers are already al
 (EfficientNet-Lite0 + MiniLM) they are first aligned on the class prompts for ``align_epochs``
 epochs with the prompt cross-entropy alone.
 
-Per sample ``i`` with label ``y_i``, normalised image feature ``f_i``, class-prompt embeddings
-``t_{k,c}`` (template ``k``, class ``c``) and spurious-attribute prompt embeddings ``s_{k,a}``
-(``sim`` = cosine; ``mean_j`` over all columns, a masked term counting zeros, as in their code):
+Per batch of ``B`` samples with label ``y_i``, normalised image features ``f_i``, class-prompt
+embeddings ``t_{k,c}`` (template ``k``, class ``c``; ``t̄_c`` their mean over templates) and
+attribute-prompt embeddings ``s_{k,a}`` (``sim`` = cosine; ``mean_j`` over all columns, a masked
+term counting zeros, as in their code; the terms and weights are their ``losses.py``):
 
-* (a) prompt cross-entropy: ``CE(τ · sim(f_i, t̄_c), y_i)``, ``t̄_c`` the template-averaged prompt;
-* (b) in-modal image: ``−w₊·mean_j sim(f_i,f_j)[y_j=y_i] + w₋·mean_j sim(f_i,f_j)[y_j≠y_i]``;
-* (c) cross-modal: the same form between ``f_i`` and every class prompt ``t_{k,c}``;
-* (d) language: the same form among the class prompts, for the prompts of ``y_i`` (template mean);
-* (e) spurious: ``w₋·(mean_{k,a} |sim(f_i, s_{k,a})| + mean_k mean_{k',a} |sim(t_{k,y_i}, s_{k',a})|)``,
-  driving the image features and the class prompts orthogonal to every named attribute.
+* ``classification``: ``CE(τ·f_i·t̄ᵀ, y_i)`` over every class (their class loss; off in their command);
+* ``clip``: the symmetric in-batch CLIP loss ``½[CE(L, I) + CE(Lᵀ, I)]``, ``L_ij = τ·f_i·t̄_{y_j}``;
+* ``image``: ``−w₊·mean_j sim(f_i,f_j)[y_j=y_i] + w₋·mean_j sim(f_i,f_j)[y_j≠y_i]``;
+* ``crossmodal``: the same form between ``f_i`` and every class prompt ``t_{k,c}``;
+* ``language``: the same form among the class prompts, for the prompts of ``y_i`` (template mean);
+* ``spurious``: ``w₋·(mean_{k,a} |sim(f_i, s_{k,a})| + mean_k mean_{k',a} |sim(t_{k,y_i}, s_{k',a})|)``,
+  the image features and class prompts driven orthogonal to every named attribute;
+* ``spurious_class``: ``CE(τ·f_i·Sᵀ, a_i)``, ``S`` the template-mean attribute prompts over their
+  Frobenius norm (as in their code), ``a_i`` the sample's attribute: the model must represent the
+  attribute in the direction of its words, apart from the class prompts. It needs each train
+  sample's attribute (the dataset's attribute column ``a``): true attribute labels.
 
-Loss = ``w_a·a + w_b·b + w_c·c + w_d·d + w_e·e``, each term its own weight (all 1 by default,
-``w₊ = w₋ = 1``: their defaults), averaged with the manifest's row weights — train on a
-group-balanced manifest for their ``uniform_over_groups`` sampling. Optimiser AdamW, lr 1e-4,
-weight decay 1e-5, batch 128 (their Waterbirds command). Prediction: the class prompt with the
-highest similarity. The epoch is selected by validation worst-group accuracy.
+Loss = the weighted sum; the defaults are their Waterbirds command: classification 0, clip 1,
+image 1, language 1, crossmodal 0, spurious 0, spurious-class 1, ``w₊ = w₋ = 1``, SGD with momentum
+0.9, lr 1e-4, weight decay 1e-5, batch 128. Rows are averaged with the manifest's weights. Their
+prompt rows are template-major but labelled class-major (their bug); curate labels them
+consistently. Prediction: the class prompt with the highest similarity; the epoch is selected on
+validation worst-group accuracy.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +53,14 @@ from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 from curate.eval import evaluate_predictions
 from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
-from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame
+from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame, selection_score
 from curate.finetune.heads import manifest_inputs
 from curate.manifest import Manifest
 from curate.train import TensorBatches, TrainConfig, fit
 
 IMAGE_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.")
 TEXT_TEMPLATES = ("a text about {}.", "a passage about {}.", "a message about {}.")
-TERMS = ("clip", "image", "crossmodal", "language", "spurious")
+TERMS = ("classification", "clip", "image", "crossmodal", "language", "spurious", "spurious_class")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,17 +72,20 @@ class ContrastiveConfig:
     spurious: tuple[str, ...] = ()
     text_encoder: str | None = None
     templates: tuple[str, ...] | None = None
+    classification_weight: float = 0.0
     clip_weight: float = 1.0
     image_weight: float = 1.0
-    crossmodal_weight: float = 1.0
+    crossmodal_weight: float = 0.0
     language_weight: float = 1.0
-    spurious_weight: float = 1.0
+    spurious_weight: float = 0.0
+    spurious_class_weight: float = 1.0
     pos_weight: float = 1.0
     neg_weight: float = 1.0
     proj_dim: int = 256
     align_epochs: int = 5
     align_lr: float = 1e-3
     epochs: int = 30
+    optimizer: str = "sgd"
     lr: float = 1e-4
     weight_decay: float = 1e-5
     batch_size: int = 128
@@ -118,15 +128,19 @@ def contrastive_loss(
     spurious_prompts: Any | None,
     weights: dict[str, float],
     *,
+    attributes: Any = None,
+    scale: Any = 1.0,
     pos_weight: float = 1.0,
     neg_weight: float = 1.0,
 ) -> tuple[Any, dict[str, Any]]:
-    """Per-sample loss of Yang et al. (2023) and its five terms (see the module docstring).
+    """Per-sample loss of Yang et al. (2023) and its terms (see the module docstring).
 
     Args:
-        features: ``(B, d)`` image features; labels ``(B,)``; logits ``(B, C)`` (scaled similarities).
-        class_prompts: ``(T, C, d)`` projected class-prompt embeddings.
-        spurious_prompts: ``(T, A, d)`` projected attribute-prompt embeddings, or None.
+        features: ``(B, d)`` normalised image features; labels ``(B,)``; logits ``(B, C)``: ``τ·f·t̄ᵀ``.
+        class_prompts: ``(T, C, d)`` normalised projected class-prompt embeddings.
+        spurious_prompts: ``(T, A, d)`` normalised projected attribute-prompt embeddings, or None.
+        attributes: ``(B,)`` each sample's attribute index (needed when ``spurious_class`` weighs).
+        scale: the logit scale ``τ``.
     """
     import torch
     import torch.nn.functional as F
@@ -134,19 +148,30 @@ def contrastive_loss(
     n_t, n_c, d = class_prompts.shape
     prompts = class_prompts.reshape(n_t * n_c, d)
     prompt_labels = torch.arange(n_c, device=prompts.device).repeat(n_t)  # template-major rows
-    terms = {"clip": F.cross_entropy(logits, labels, reduction="none")}
+    zero = torch.zeros(len(labels), device=features.device, dtype=features.dtype)
+    terms = {"classification": F.cross_entropy(logits, labels, reduction="none")}
+    pair = scale * features @ class_prompts.mean(0)[labels].T  # (B, B): image i vs the prompt of y_j
+    targets = torch.arange(len(labels), device=features.device)
+    terms["clip"] = 0.5 * (
+        F.cross_entropy(pair, targets, reduction="none") + F.cross_entropy(pair.T, targets, reduction="none")
+    )
     terms["image"] = _similarity_loss(features, features, labels, labels, pos_weight, neg_weight)
     terms["crossmodal"] = _similarity_loss(features, prompts, labels, prompt_labels, pos_weight, neg_weight)
     per_prompt = _similarity_loss(prompts, prompts, prompt_labels, prompt_labels, pos_weight, neg_weight)
     terms["language"] = per_prompt.view(n_t, n_c).mean(0)[labels]
-    if spurious_prompts is None:
-        terms["spurious"] = torch.zeros_like(terms["clip"])
-    else:
+    terms["spurious"] = terms["spurious_class"] = zero
+    if spurious_prompts is not None:
         spur = _normalize(spurious_prompts.reshape(-1, d))
         cross = (_normalize(features) @ spur.T).abs().mean(1)
         lang = (_normalize(prompts) @ spur.T).abs().mean(1).view(n_t, n_c).mean(0)[labels]
         terms["spurious"] = neg_weight * (cross + lang)
-    total = sum(weights[k] * terms[k] for k in TERMS)
+        if weights.get("spurious_class", 0.0) > 0:
+            if attributes is None:
+                raise ConfigError("the spurious-class term needs each training sample's attribute")
+            attr = spurious_prompts.mean(0)
+            attr = attr / attr.norm()  # the Frobenius norm of the (A, d) matrix, as in their code
+            terms["spurious_class"] = F.cross_entropy(scale * features @ attr.T, attributes, reduction="none")
+    total = sum(weights.get(k, 0.0) * terms[k] for k in TERMS)
     return total, terms
 
 
@@ -193,8 +218,11 @@ def clip_pair(
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             f = _normalize(self.image_proj(x))
             c, _ = self.prompts()
-            scale = self.logit_scale.clamp(max=math.log(100)).exp()
-            return scale * f @ _normalize(c.mean(0)).T, f
+            return self.scale() * f @ _normalize(c.mean(0)).T, f
+
+        def scale(self) -> torch.Tensor:
+            """The logit scale τ (at most 100, as CLIP clamps it)."""
+            return self.logit_scale.clamp(max=math.log(100)).exp()
 
     return Pair()
 
@@ -217,12 +245,37 @@ class Contrastive:
             prompts,
             spur,
             self.weights,
+            attributes=batch.get("attribute"),
+            scale=self.model.scale(),
             pos_weight=self.cfg.pos_weight,
             neg_weight=self.cfg.neg_weight,
         )
         w = batch.get("weight")
         total = loss.mean() if w is None else (loss * w).sum() / w.sum()
         return {"loss": total, "logits": logits, "features": feats}
+
+
+def _attributes(table: SampleTable, rows: pl.DataFrame, n_attr: int) -> np.ndarray:
+    """Each manifest row's spurious attribute (the dataset's column ``a``), for the spurious-class term.
+
+    Raises:
+        InputDataError: the dataset has no attribute column, or a value beyond the named attributes.
+    """
+    if S.ATTR not in table.frame.columns:
+        raise InputDataError(
+            "the spurious-class term of the contrastive method needs each train sample's attribute "
+            f"(column {S.ATTR!r})",
+            file=table.where,
+            fix="add the attribute column, or set spurious_class_weight = 0 in [finetune]",
+        )
+    a = rows.select(S.SAMPLE_ID).join(table.frame.select(S.SAMPLE_ID, S.ATTR), on=S.SAMPLE_ID, how="left")
+    values = a[S.ATTR].to_numpy()
+    if a[S.ATTR].null_count() or values.min() < 0 or values.max() >= n_attr:
+        raise InputDataError(
+            f"attribute values must be 0..{n_attr - 1}, one per named attribute", file=table.where,
+            column=S.ATTR, fix="name every attribute value (--spurious, repeatable)",
+        )  # fmt: skip
+    return values.astype(np.int64)
 
 
 def prompt_texts(names: tuple[str, ...], templates: tuple[str, ...]) -> list[str]:
@@ -259,10 +312,13 @@ def train_contrastive(request: TrainRequest, cfg: ContrastiveConfig) -> Finetune
         with torch.inference_mode():
             return encoder.encode_text(texts).float().cpu().numpy()
 
-    return fit_contrastive(
+    result = fit_contrastive(
         request.manifest, request.table, emb, encode_text, cfg, identity=is_clip and spec == source,
         pseudo_groups=request.pseudo_groups, out=request.out, device=request.device, hooks=request.hooks,
+        score_val=request.score_val,
     )  # fmt: skip
+    val_predictions = result.predictions.filter(pl.col(S.SAMPLE_ID).is_in(request.table.split("val").ids.to_list()))
+    return replace(result, extra=result.extra | {"selection": selection_score(request, val_predictions)})
 
 
 def fit_contrastive(
@@ -277,6 +333,7 @@ def fit_contrastive(
     out: str | Path | None = None,
     device: str = "cpu",
     hooks: tuple[Any, ...] = (),
+    score_val: Any = None,
 ) -> FinetuneResult:
     """Fine-tune the projections of a CLIP-style pair on the manifest's rows (Yang et al. 2023).
 
@@ -311,6 +368,9 @@ def fit_contrastive(
     spur_text = spur_text.reshape(n_t, len(spurious), -1)
 
     f = manifest.frame
+    extra = {}
+    if cfg.spurious_class_weight > 0:
+        extra["attribute"] = torch.from_numpy(_attributes(table, f, len(spurious)))
     zero, one = np.zeros(emb.dim, np.float32), np.ones(emb.dim, np.float32)
     x = manifest_inputs(manifest, emb, zero, one)
     y = f[S.LABEL].to_numpy().astype(np.int64)
@@ -325,7 +385,7 @@ def fit_contrastive(
     def batches(seed: int) -> TensorBatches:
         return TensorBatches(
             torch.from_numpy(x), torch.from_numpy(y), batch_size=cfg.batch_size, seed=seed,
-            weight=torch.from_numpy(w), device=device,
+            weight=torch.from_numpy(w), device=device, extra=extra,
         )  # fmt: skip
 
     folder = None if out is None else Path(out)
@@ -357,14 +417,19 @@ def fit_contrastive(
             return model(torch.from_numpy(xs).to(device))[0].argmax(1).cpu().numpy()
 
     tcfg = TrainConfig(
-        epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.seed
-    )
+        epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+        optimizer=cfg.optimizer, seed=cfg.seed,
+    )  # fmt: skip
     best = fit_selected(
         Contrastive(model, cfg),
         batches(cfg.seed),
         tcfg,
-        lambda: evaluate_predictions(
-            table, prediction_frame(val_ids, predict(xv)), split="val", pseudo_groups=pseudo_groups
+        lambda: (
+            score_val(prediction_frame(val_ids, predict(xv)))
+            if score_val is not None
+            else evaluate_predictions(
+                table, prediction_frame(val_ids, predict(xv)), split="val", pseudo_groups=pseudo_groups
+            )
         ),
         out=folder,
         record=(f[S.SAMPLE_ID].to_list(), y, n_c),

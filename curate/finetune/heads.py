@@ -21,7 +21,6 @@ from curate._core.cache import fingerprint
 from curate._core.seed import derive_seed
 from curate.embed import EmbeddingTable
 from curate.errors import InputDataError
-from curate.eval import evaluate_predictions
 from curate.finetune._base import FinetuneResult, TrainRequest
 from curate.finetune._loop import (
     claim_run,
@@ -105,10 +104,7 @@ def train_head(request: TrainRequest, cfg: FinetuneConfig) -> FinetuneResult:
     )  # fmt: skip
 
     def score() -> Any:
-        pred = head_outputs(model, xv, device=dev)[0].argmax(1)
-        return evaluate_predictions(
-            table, prediction_frame(val_ids, pred), split="val", pseudo_groups=request.pseudo_groups
-        )
+        return request.score_val(prediction_frame(val_ids, head_outputs(model, xv, device=dev)[0].argmax(1)))
 
     best_epoch = fit_selected(
         method, batches, tcfg, score, out=request.out, record=(uniq, uniq_labels, n_classes),

@@ -28,7 +28,7 @@ from curate._core import schema as S
 from curate.errors import ConfigError, InputDataError
 from curate.eval import evaluate_predictions
 from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
-from curate.finetune._loop import CHECKPOINTS, eval_ids, prediction_frame
+from curate.finetune._loop import CHECKPOINTS, eval_ids, prediction_frame, selection_score
 from curate.finetune.config import FinetuneConfig
 from curate.finetune.network import NetworkInputs, _Rows, train_network
 from curate.manifest import ManifestDataset
@@ -218,6 +218,7 @@ def masktune(request: TrainRequest, cfg: MaskTuneConfig | None = None) -> Finetu
         "erm_best_epoch": erm.best_epoch,
         "masked_share": float(np.mean(shares)),
         "selective": selective_curve(p_erm["test"], p_mask["test"], labels_t, val_conf, cfg.coverages),
+        "selection": selection_score(request, preds["val"]),
     }
     import polars as pl
 

@@ -33,9 +33,9 @@ from curate._core.cache import fingerprint
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.dynamics import DynamicsRecorder, EvalPass, eval_epochs
+from curate.dynamics.log import EVAL_PASS
 from curate.embed import Backbone, create_backbone
 from curate.errors import InputDataError
-from curate.eval import evaluate_predictions
 from curate.finetune._base import FinetuneResult, TrainRequest
 from curate.finetune._loop import (
     claim_run,
@@ -49,8 +49,6 @@ from curate.finetune._loop import (
 from curate.finetune.config import FinetuneConfig
 from curate.manifest import Manifest, ManifestDataset
 from curate.train import LoaderBatches, predict_batches
-
-EVAL_DYNAMICS = "eval"
 
 
 class ImageLoader:
@@ -261,10 +259,7 @@ def train_network(request: TrainRequest, cfg: FinetuneConfig, *, keep: dict[str,
     val_ids, test_ids = eval_ids(table)
 
     def score() -> Any:
-        pred = predict(val_ids)[0].argmax(1)
-        return evaluate_predictions(
-            table, prediction_frame(val_ids, pred), split="val", pseudo_groups=request.pseudo_groups
-        )
+        return request.score_val(prediction_frame(val_ids, predict(val_ids)[0].argmax(1)))
 
     hooks: list[Any] = []
     dyn = request.dynamics_folder()
@@ -299,9 +294,7 @@ def eval_pass(
     written to ``folder/eval`` in the recorder's shard layout."""
     unique = rows.unique(S.SAMPLE_ID, keep="first", maintain_order=True)
     ids = unique[S.SAMPLE_ID].to_list()
-    recorder = DynamicsRecorder(
-        folder / EVAL_DYNAMICS, ids, unique[S.LABEL].to_numpy(), n_classes, run=run, device=device
-    )
+    recorder = DynamicsRecorder(folder / EVAL_PASS, ids, unique[S.LABEL].to_numpy(), n_classes, run=run, device=device)
     return EvalPass(lambda: predict(ids), recorder, eval_epochs(epochs, (fraction,)), epochs, restore=model.train)
 
 

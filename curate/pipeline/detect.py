@@ -68,13 +68,16 @@ def cached_detect(
     params: dict[str, Any],
     root: Path | None,
     device: str = "cpu",
+    dynamics_key: Any = None,
 ) -> Discovery:
-    """:func:`detect` with ``params`` (``detector`` among them), cached by its inputs under ``root``."""
+    """:func:`detect` with ``params`` (``detector`` among them), cached by its inputs under ``root``;
+    ``dynamics_key`` identifies the recording (default: the proxy's config, from which it follows)."""
     params = dict(params)
     detector = params.pop("detector", DEFAULT_DETECTOR)
     if detector == "auto":
         detector = AUTO_DETECTORS[table.modality]
-    parts = (table.fingerprint(), emb.meta, proxy.to_dict(), detector, params)  # the dynamics follow from these
+    dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
+    parts = (table.fingerprint(), emb.meta, dyn, detector, params)
 
     def compute(folder: Path) -> None:
         write_discovery(

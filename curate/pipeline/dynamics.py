@@ -110,8 +110,15 @@ def record_network_dynamics(
 
 
 def eval_dynamics(folder: str | Path) -> DynamicsLog:
-    """The eval-mode pass of a network dynamics recording (``folder/eval``)."""
-    return DynamicsLog.read(Path(folder) / "eval")
+    """The eval-mode pass of a dynamics recording (``folder/eval``).
+
+    Raises:
+        InputDataError: the recording has no eval pass.
+    """
+    log = DynamicsLog.read(folder).eval_pass
+    if log is None:
+        raise InputDataError("this dynamics recording has no eval-mode pass", file=folder, fix="record it again")
+    return log
 
 
 def score_dynamics(log: DynamicsLog, scorers: list[str] | tuple[str, ...] | None = None, **params: Any) -> pl.DataFrame:

@@ -26,31 +26,43 @@ from curate.finetune.network import check_network
 from curate.manifest import write_manifest
 from curate.pipeline.data import load_dataset
 from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect, detection_auroc
-from curate.pipeline.dynamics import record_dynamics
+from curate.pipeline.dynamics import record_dynamics, record_network_dynamics
 from curate.pipeline.embed import embed
 from curate.pipeline.finetune import backbone_of
 from curate.pipeline.select import CONFIGS, select
-from curate.pipeline.tuning import RUN_GRIDS, choose_detector, tune_selection
+from curate.pipeline.tuning import (
+    DETECT_GRIDS,
+    RUN_GRIDS,
+    SELECTION_LABELS,
+    choose_detector,
+    selection_groups,
+    selection_label,
+    tune_selection,
+)
 from curate.select import SELECTORS
 
 logger = logging.getLogger(__name__)
 
-LABEL_FREE = "none (label-free)"
-TRAIN_GROUPS = "true train groups"
+NO_GROUPS = "none"
+PSEUDO = "pseudo (inferred by the detector)"
+TRUE_TRAIN = "true train groups"
+TRUE_VAL = "true val groups (DFR's last-layer set)"
+TRUE_ATTR = "pseudo (balanced manifest) + true train attributes (the spurious-class term)"
 RUN_METHODS: dict[str, tuple[str, str, str]] = {
-    # method: (selection, trainer, true group labels it uses)
-    "erm": ("keep-all", "erm", LABEL_FREE),
-    "prune": ("prune", "erm", LABEL_FREE),
-    "mix": ("mix", "erm", LABEL_FREE),
-    "balance": ("balance", "erm", LABEL_FREE),
-    "jtt": ("jtt", "erm", LABEL_FREE),
-    "spare": ("spare", "erm", LABEL_FREE),
-    "dfr": ("keep-all", "dfr", "true val groups (last-layer retraining set)"),
-    "groupdro": ("keep-all", "groupdro", TRAIN_GROUPS),
-    "masktune": ("keep-all", "masktune", LABEL_FREE),
-    "contrastive": ("balance", "contrastive", LABEL_FREE),
-    "oracle": ("oracle", "erm", TRAIN_GROUPS),
+    # method: (selection, trainer, the groups it trains with)
+    "erm": ("keep-all", "erm", NO_GROUPS),
+    "prune": ("prune", "erm", PSEUDO),
+    "mix": ("mix", "erm", PSEUDO),
+    "balance": ("balance", "erm", PSEUDO),
+    "jtt": ("jtt", "erm", PSEUDO),
+    "spare": ("spare", "erm", PSEUDO),
+    "dfr": ("keep-all", "dfr", TRUE_VAL),
+    "groupdro": ("keep-all", "groupdro", TRUE_TRAIN),
+    "masktune": ("keep-all", "masktune", NO_GROUPS),
+    "contrastive": ("balance", "contrastive", TRUE_ATTR),
+    "oracle": ("oracle", "erm", TRUE_TRAIN),
 }
+LABEL_FREE_TRAINING = (NO_GROUPS, PSEUDO)
 RUN_DETECTORS = {"jtt": "jtt", "spare": "spare"}  # methods defined on their own discovery; the rest: auto
 RUN_SECTIONS = ("embed", "dynamics", "detect", "select", "finetune")
 PSEUDO_GROUP_SELECTIONS = ("balance", "prune", "mix")
@@ -126,6 +138,7 @@ def run(
     workspace: str | Path | None = None,
     device: str = "auto",
     backbone: str = "auto",
+    select_on: str = "val-groups",
     on_stage: Any = None,
 ) -> dict[str, Any]:
     """The whole pipeline: embed → dynamics → detect → select → fine-tune → evaluate → report.
@@ -145,6 +158,9 @@ def run(
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; every stage runs there.
         backbone: ``network`` fine-tunes the encoder's network as a classifier, ``head`` trains a head
             on its frozen embeddings, ``auto`` = network on CUDA, head on the CPU.
+        select_on: what model selection (the epoch, the detector, the grid) takes worst-group
+            accuracy over on val: ``val-groups`` (true groups, as the papers), ``pseudo-groups``
+            (inferred for val, no group labels) or ``classes`` (worst-class accuracy).
         on_stage: called as ``on_stage(index, name, detail)`` when a stage finishes (progress).
 
     Returns:
@@ -154,7 +170,9 @@ def run(
     if method not in RUN_METHODS:
         raise ConfigError.bad_param("run()", "method", f"one of {', '.join(RUN_METHODS)}", method)
     sections = check_sections(config or {}, "run config")
-    selection, trainer, group_labels = RUN_METHODS[method]
+    selection, trainer, train_groups = RUN_METHODS[method]
+    if select_on not in SELECTION_LABELS:
+        raise ConfigError.bad_param("run()", "select_on", f"one of {', '.join(SELECTION_LABELS)}", select_on)
     dev = resolve_device(device)
     kind = resolve_backbone(backbone, dev)
     out = Path(out)
@@ -166,11 +184,12 @@ def run(
             on_stage(k, name, detail)
 
     table = data if isinstance(data, SampleTable) else load_dataset(data)
-    if group_labels != LABEL_FREE and not table.has_groups:
+    if train_groups not in LABEL_FREE_TRAINING and not table.has_groups:
         raise InputDataError(
             f"method {method!r} needs true group labels, and this dataset has none",
             file=table.where,
-            fix="pick a label-free method: " + ", ".join(m for m, v in RUN_METHODS.items() if v[2] == LABEL_FREE),
+            fix="pick a label-free method: "
+            + ", ".join(m for m, v in RUN_METHODS.items() if v[2] in LABEL_FREE_TRAINING),
         )
     # every setting is checked before any work starts
     encoder = encoder or DEFAULT_ENCODERS[table.modality]
@@ -185,29 +204,52 @@ def run(
     stage("load", f"{table.name}: {len(table)} samples ({table.modality})")
     emb = embed(table, encoder, device=dev, workspace=workspace, **sections["embed"])
     stage("embed", f"{encoder}: {emb.dim}-d")
-    log = record_dynamics(table, emb, config=proxy, device=dev, workspace=workspace)
-    stage("dynamics", f"{proxy.epochs} epochs of a {proxy.head} proxy")
+    # dynamics of the model the run trains: the fine-tuned network, or a proxy head on the embeddings
+    network = train_cfg if isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network else None
+    if network is not None:
+        net_cfg = replace(network, method="erm")
+        log = record_network_dynamics(table, config=net_cfg, device=dev, workspace=workspace)
+        dyn_key: Any = {"proxy": "network", **net_cfg.to_dict()}
+        stage("dynamics", f"ERM fine-tuning of {network.backbone} (eval-mode pass at {net_cfg.eval_fraction:.0%})")
+    else:
+        log = record_dynamics(table, emb, config=proxy, device=dev, workspace=workspace)
+        dyn_key = proxy.to_dict()
+        stage(
+            "dynamics", f"{proxy.epochs} epochs of a {proxy.head} proxy (eval-mode pass at {proxy.eval_fraction:.0%})"
+        )
     root = None if workspace is None else Workspace(workspace).path
     detect_params = {"detector": RUN_DETECTORS.get(method, DEFAULT_DETECTOR)} | sections["detect"]
     chosen_by: dict[str, Any] | None = None
-    if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"] and table.has_groups:
-        disc, chosen_by = choose_detector(table, emb, log, proxy, sections["detect"], root, head_cfg, dev)
+    if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"]:
+        disc, chosen_by = choose_detector(
+            table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on
+        )
     else:
-        disc = cached_detect(table, emb, log, proxy, detect_params, root, dev)
+        disc = cached_detect(table, emb, log, proxy, detect_params, root, dev, dyn_key)
     stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
-    pseudo = disc.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
     tuning: dict[str, Any] | None = None
     grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
-    if grid and trainer == "erm":
-        sel_cfg, tuning = tune_selection(table, emb, log, disc, sel_name, sel_cfg, grid, head_cfg, pseudo, dev)
-        stage("select", f"tuned {tuning['chosen']} on validation worst-group accuracy ({tuning['groups']} groups)")
+    det_grid = {k: v for k, v in DETECT_GRIDS.get(disc.detector, {}).items() if k not in sections["detect"]}
+    if (grid or det_grid) and trainer == "erm":
+
+        def discover(extra: dict[str, Any]) -> Any:
+            return (
+                disc if not extra else cached_detect(table, emb, log, proxy, detect_params | extra, root, dev, dyn_key)
+            )
+
+        disc, sel_cfg, tuning = tune_selection(
+            table, emb, log, discover, sel_name, sel_cfg, grid, head_cfg, dev, det_grid, select_on
+        )
+        stage("select", f"tuned {tuning['chosen']} on validation worst-group accuracy ({tuning['groups']})")
+    pseudo = selection_groups(table, emb, disc, select_on)
     manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(manifest, out / "manifest.parquet")
     with atomic_path(out / "scores.parquet") as tmp:
         disc.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP).write_parquet(tmp)
     stage("select", f"{sel_name}: {manifest.frame.height} rows")
-    result = train(trainer, TrainRequest(table, manifest, emb, pseudo, dev, out / "train"), train_cfg)
+    request = TrainRequest(table, manifest, emb, pseudo, dev, out / "train", select_on=select_on)
+    result = train(trainer, request, train_cfg)
     val, test = result.val, result.test
     stage(
         "finetune", f"{trainer} ({backbone_of(train_cfg)}): test acc_wg {test.acc_wg:.4f}, acc_avg {test.acc_avg:.4f}"
@@ -219,7 +261,9 @@ def run(
         "backbone": backbone_of(train_cfg),
         "device": dev,
         "seed": seed,
-        "group_labels": group_labels,
+        "train_groups": train_groups,
+        "model_selection": selection_label(table, select_on),
+        "label_free": train_groups in LABEL_FREE_TRAINING and not selection_label(table, select_on).startswith("true"),
         "acc_avg": test.acc_avg,
         "acc_wg": test.acc_wg,
         "adj_acc_avg": test.adj_acc_avg,
@@ -259,7 +303,8 @@ def run_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
                 "acc_avg": m["acc_avg"],
                 "adj_acc_avg": m["adj_acc_avg"],
                 "backbone": m["backbone"],
-                "group labels used": m["group_labels"],
+                "train groups": m["train_groups"],
+                "model selection": m["model_selection"],
             }
             for m in rows
         ]

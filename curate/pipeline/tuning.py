@@ -1,22 +1,25 @@
-"""The choices the papers leave to validation worst-group accuracy, made by training a head on the
-frozen embeddings for each candidate (fast on any device): which detector's pseudo-groups feed the
-pseudo-group methods, and the selection's open parameters (prune's ``p`` and carriers, mix's
-``α``/``s``, JTT's ``λ_up``). Validation groups are the true ones when the dataset has them, else
-classes; the results say which."""
+"""The choices the papers leave to validation, made by training a head on the frozen embeddings for
+each candidate (fast on any device): which detector's pseudo-groups feed the pseudo-group methods,
+JTT's first-stage length ``T``, and the selection's open parameters (prune's ``p``, mix's
+``α``/``s``, JTT's ``λ_up``). Each candidate is scored by validation worst-group accuracy over the
+groups ``select_on`` names — true val groups (what the papers do), val pseudo-groups, or classes
+(no group labels anywhere) — and the result says which."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from curate._core import schema as S
 from curate._core.cache import cached_stage
 from curate.data import SampleTable
-from curate.detect import Discovery
+from curate.detect import Discovery, pseudo_groups_of
 from curate.dynamics import DynamicsLog, ProxyConfig
 from curate.embed import EmbeddingTable
 from curate.finetune import FinetuneConfig, TrainRequest, train
@@ -28,24 +31,55 @@ logger = logging.getLogger(__name__)
 
 # Which discovery feeds the pseudo-group methods is left open by their papers: `curate run` picks,
 # among these detectors, the one whose pseudo-group-balanced manifest trains the head with the best
-# validation worst-group accuracy (when the dataset has val groups; else `auto`).
+# validation worst-group accuracy.
 DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
-# prune's p (their scripts: 0.1-0.97) and which majority samples count as carriers (the confident
-# half, or all of it); mix's alpha and s (DISPEL's s grid is 1, .9, .8, .7; two points of each here,
-# to keep a run short); JTT's lambda_up (their values: 6, 20, 50, 100). A field set in [select] is
-# not tuned.
+# prune's p (their scripts: 0.1-0.97); mix's alpha and s (DISPEL's s grid is 1, .9, .8, .7; two
+# points of each here, to keep a run short); JTT's lambda_up (their values: 6, 20, 50, 100). A field
+# set in [select] is not tuned.
 RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
-    "prune": {"fraction": (0.5, 0.9, 0.97), "carrier_quantile": (0.5, 1.0)},
+    "prune": {"fraction": (0.1, 0.3, 0.5, 0.7, 0.9)},
     "mix": {"alpha": (0.5, 1.0), "s": (1.0, 0.8)},
     "jtt": {"lambda_up": (6.0, 20.0, 50.0, 100.0)},
 }
+# JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
+# MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation.
+DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
+SELECTION_LABELS = {
+    "val-groups": "true val groups",
+    "pseudo-groups": "val pseudo-groups (nearest train sample's; no group labels)",
+    "classes": "classes: worst-class accuracy (no group labels)",
+}
+
+
+def selection_label(table: SampleTable, select_on: str) -> str:
+    """In words, what model selection took worst-group accuracy over."""
+    if select_on == "val-groups" and not table.has_groups:
+        return "classes: worst-class accuracy (val has no groups)"
+    return SELECTION_LABELS[select_on]
+
+
+def selection_groups(table: SampleTable, emb: EmbeddingTable, disc: Discovery, select_on: str) -> pl.DataFrame:
+    """``[sample_id, pseudo_group]`` a run hands its trainers: the train pseudo-groups, plus the val
+    rows' (inferred without labels) when selecting on pseudo-groups."""
+    train = disc.scores.select(S.SAMPLE_ID, S.PSEUDO_GROUP)
+    if select_on != "pseudo-groups":
+        return train
+    return pl.concat([train, pseudo_groups_of(disc, table, emb, "val")])
 
 
 def _val_score(
-    table: SampleTable, emb: EmbeddingTable, manifest: Any, head: FinetuneConfig, pseudo: Any, device: str
+    table: SampleTable,
+    emb: EmbeddingTable,
+    disc: Discovery,
+    manifest: Any,
+    head: FinetuneConfig,
+    device: str,
+    select_on: str,
 ) -> tuple[float, float]:
-    r = train("erm", TrainRequest(table, manifest, emb, pseudo, device), head)
-    return r.val.acc_wg, r.val.acc_avg
+    pseudo = selection_groups(table, emb, disc, select_on)
+    r = train("erm", TrainRequest(table, manifest, emb, pseudo, device, select_on=select_on), head)
+    best = r.extra["selection"]
+    return best["acc_wg"], best["acc_avg"]
 
 
 def choose_detector(
@@ -57,14 +91,17 @@ def choose_detector(
     root: Path | None,
     head: FinetuneConfig,
     device: str = "cpu",
+    dynamics_key: Any = None,
+    select_on: str = "val-groups",
 ) -> tuple[Discovery, dict[str, Any]]:
     """The candidate discovery whose balanced manifest gives the best validation (WGA, mean accuracy)."""
+    dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
 
     def compute(folder: Path) -> None:
         tried = {}
         for det in DETECTOR_CANDIDATES[table.modality]:
-            d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device)
-            wg, avg = _val_score(table, emb, select("balance", table, d), head, None, device)
+            d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
+            wg, avg = _val_score(table, emb, d, select("balance", table, d), head, device, select_on)
             tried[det] = {"val_acc_wg": wg, "val_acc_avg": avg}
             logger.info("detector %s: balanced head val acc_wg %.4f", det, wg)
         best = max(tried, key=lambda k: (tried[k]["val_acc_wg"], tried[k]["val_acc_avg"]))
@@ -73,44 +110,63 @@ def choose_detector(
     parts = (
         table.fingerprint(),
         emb.meta,
-        proxy.to_dict(),
+        dyn,
         params,
         DETECTOR_CANDIDATES[table.modality],
         head.to_dict(),
+        select_on,
     )
     folder = cached_stage("detector-choice", DETECT_VERSION, parts, compute, root=root)
     choice = json.loads((folder / "choice.json").read_text())
-    return cached_detect(table, emb, log, proxy, params | {"detector": choice["chosen"]}, root, device), choice
+    choice["selection"] = selection_label(table, select_on)
+    return cached_detect(table, emb, log, proxy, params | {"detector": choice["chosen"]}, root, device, dyn), choice
 
 
 def tune_selection(
     table: SampleTable,
     emb: EmbeddingTable,
     log: DynamicsLog,
-    disc: Discovery,
+    discover: Callable[[dict[str, Any]], Discovery],
     name: str,
     base: SelectConfig,
     grid: dict[str, tuple[float, ...]],
     head: FinetuneConfig,
-    pseudo: pl.DataFrame,
     device: str = "cpu",
-) -> tuple[SelectConfig, dict[str, Any]]:
-    """The grid point whose manifest trains the head with the best validation (WGA, mean accuracy)."""
-    keys = list(grid)
+    detect_grid: dict[str, tuple[float, ...]] | None = None,
+    select_on: str = "val-groups",
+) -> tuple[Discovery, SelectConfig, dict[str, Any]]:
+    """The (detector parameters, selection parameters) point whose manifest trains the head with the
+    best validation (WGA, mean accuracy). ``discover(params)`` gives the discovery with those
+    detector parameters; ``detect_grid`` values of ``epoch`` are shares of the recorded epochs.
+
+    Returns:
+        The chosen discovery and selection config, and what was tried.
+    """
+    det_grid = detect_grid or {}
+    det_keys, keys = list(det_grid), list(grid)
     tried = []
-    best: tuple[tuple[float, float], SelectConfig] | None = None
-    for values in itertools.product(*(grid[k] for k in keys)):
-        cfg = type(base)(**(base.to_dict() | dict(zip(keys, values, strict=True))))
-        score = _val_score(table, emb, select(name, table, disc, cfg, dynamics=log), head, pseudo, device)
-        tried.append({**dict(zip(keys, values, strict=True)), "val_acc_wg": score[0], "val_acc_avg": score[1]})
-        logger.info("tuning %s %s: val acc_wg %.4f", name, tried[-1], score[0])
-        if best is None or score > best[0]:
-            best = (score, cfg)
+    best: tuple[tuple[float, float], Discovery, SelectConfig] | None = None
+    for det_values in itertools.product(*(det_grid[k] for k in det_keys)):
+        det_params = dict(zip(det_keys, det_values, strict=True))
+        if "epoch" in det_params:  # a share of training -> the 0-based epoch index
+            det_params["epoch"] = max(0, round(det_params["epoch"] * log.n_epochs) - 1)
+        disc = discover(det_params)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            cfg = type(base)(**(base.to_dict() | dict(zip(keys, values, strict=True))))
+            manifest = select(name, table, disc, cfg, dynamics=log)
+            score = _val_score(table, emb, disc, manifest, head, device, select_on)
+            point = {**{f"detect.{k}": v for k, v in det_params.items()}, **dict(zip(keys, values, strict=True))}
+            tried.append({**point, "val_acc_wg": score[0], "val_acc_avg": score[1]})
+            logger.info("tuning %s %s: val acc_wg %.4f", name, point, score[0])
+            if best is None or score > best[0]:
+                best = (score, disc, cfg)
     if best is None:
         raise ValueError(f"tune_selection(): empty grid for {name!r}")
-    chosen = {k: getattr(best[1], k) for k in keys}
-    groups = "true" if table.has_groups else "classes (val has no groups)"
-    return best[1], {
-        "grid": {k: list(v) for k, v in grid.items()}, "tried": tried, "chosen": chosen, "groups": groups,
+    chosen = {k: getattr(best[2], k) for k in keys} | {
+        f"detect.{k}": v for k, v in best[1].config.items() if k in det_grid
+    }
+    return best[1], best[2], {
+        "grid": {k: list(v) for k, v in grid.items()} | {f"detect.{k}": list(v) for k, v in det_grid.items()},
+        "tried": tried, "chosen": chosen, "groups": selection_label(table, select_on),
         "trained": "head on frozen embeddings",
     }  # fmt: skip

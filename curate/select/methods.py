@@ -6,7 +6,8 @@
 * ``jtt`` — Just Train Twice (Liu et al., ICML 2021): upweight the error set by ``λ_up``.
 * ``spare`` — SPARE (Yang et al., ICML 2023): sample each cluster ∝ 1/size^power, equal class totals.
 * ``prune`` — "Severing Spurious Correlations with Data Pruning" (ICLR 2025): drop the hardest
-  (highest early EL2N) fraction of the samples that carry each class's spurious feature.
+  (highest early EL2N, eval-mode pass at 40% of training) fraction of each class's majority group,
+  the samples that carry its spurious feature.
 * ``mix`` — "Eliminating Spurious Correlations from Pre-trained Models via Data Mixing": a
   class-balanced set whose examples are, with probability ``α``, mixed with a partner of the same
   class drawn from a group-balanced set (``x̃ = s·x_partner + (1 − s)·x``).
@@ -23,7 +24,7 @@ import polars as pl
 from curate._core import schema as S
 from curate._core.seed import rng as make_rng
 from curate.data.table import SampleTable
-from curate.detect import CONFLICT, Discovery
+from curate.detect import Discovery
 from curate.dynamics import SCORERS, DynamicsLog
 from curate.errors import ConfigError, InputDataError
 from curate.manifest import MIX_LAMBDA, MIX_WITH, Manifest
@@ -170,40 +171,51 @@ def spare(
 
 
 # ------------------------------------------------------------------------------------------ prune
+PRUNE_ORDERS = ("hardest", "easiest", "random")
+PRUNE_EL2N_FRACTION = 0.4  # the data-pruning authors' EL2N epoch: index 9 of 25
+
+
 @dataclass(frozen=True, kw_only=True)
 class PruneConfig(SelectConfig):
-    """Data pruning (ICLR 2025).
+    """Data pruning ("Severing Spurious Correlations with Data Pruning", ICLR 2025).
 
     Attributes:
-        fraction: share ``p`` of the samples carrying the spurious feature to prune, hardest first.
-        setting: ``identifiable`` — prune within each class's majority (pseudo-)group, the samples
-            that carry the feature correlated with the class; ``unidentifiable`` — prune the
-            hardest ``p`` within each class, equal counts per class.
-        attribute: a column of the dataset naming the spurious attribute (identifiable setting
-            without discovery): a class's carriers are its samples with that class's most common value.
-        epoch: EL2N epoch (default: the early epoch, 10% of training).
-        carrier_quantile: with inferred pseudo-groups, only majority samples whose conflict score is
-            at most this quantile of their class count as carriers (see :func:`carriers_of`).
+        fraction: share ``p`` of each class's carriers to prune (their scripts: 0.1 to 0.97).
+        setting: ``identifiable`` — the carriers of the spurious feature are **all** samples of each
+            class's majority group (the class's largest pseudo-group, or its most common value of
+            ``attribute``); ``unidentifiable`` — the hardest ``p`` of every class, equal counts.
+        attribute: a dataset column naming the spurious attribute (identifiable, no discovery needed).
+        order: which carriers go: ``hardest`` (highest EL2N: the method), or ``easiest`` / ``random``
+            (the authors' ablation; not the method).
+        epoch: EL2N epoch (default: the recording's eval-mode pass, else 40% into training).
     """
 
     fraction: float = 0.5
     setting: str = "identifiable"
     attribute: str | None = None
+    order: str = "hardest"
     epoch: int | None = None
-    carrier_quantile: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction < 1:
             raise ConfigError.bad_param("prune()", "fraction", "a float in (0, 1)", self.fraction)
-        if not 0 < self.carrier_quantile <= 1:
-            raise ConfigError.bad_param("prune()", "carrier_quantile", "a float in (0, 1]", self.carrier_quantile)
         if self.setting not in ("identifiable", "unidentifiable"):
             raise ConfigError.bad_param("prune()", "setting", "'identifiable' or 'unidentifiable'", self.setting)
+        if self.order not in PRUNE_ORDERS:
+            raise ConfigError.bad_param("prune()", "order", f"one of {PRUNE_ORDERS}", self.order)
+
+
+def _ranked(rows: pl.DataFrame, order: str, rng: np.random.Generator) -> pl.DataFrame:
+    """``rows`` (``sample_id``, ``score``) in pruning order: hardest first, easiest first, or shuffled."""
+    if order == "random":
+        return rows.sort(S.SAMPLE_ID)[rng.permutation(rows.height).tolist()]
+    return rows.sort(S.SCORE, S.SAMPLE_ID, descending=[order == "hardest", False])
 
 
 def prune_ids(table: SampleTable, el2n: pl.DataFrame, carriers: pl.DataFrame | None, cfg: PruneConfig) -> list[str]:
-    """Ids to prune: per class, the hardest ``fraction`` (by EL2N) of its carriers (identifiable) or
-    of the class with equal counts per class (unidentifiable)."""
+    """Ids to prune: per class, the first ``round(p · |carriers of the class|)`` carriers in
+    ``cfg.order`` of EL2N (identifiable), or the first ``round(p · smallest class)`` of every class
+    (unidentifiable)."""
     train = _train(table).select(S.SAMPLE_ID, S.LABEL).join(el2n, on=S.SAMPLE_ID, how="left")
     if train[S.SCORE].null_count():
         from curate.errors import IdMismatchError
@@ -211,31 +223,29 @@ def prune_ids(table: SampleTable, el2n: pl.DataFrame, carriers: pl.DataFrame | N
         raise IdMismatchError.from_ids(
             "dataset train split", "EL2N scores", train.filter(pl.col(S.SCORE).is_null())[S.SAMPLE_ID].to_list()
         )
+    rng = make_rng(cfg.seed, "prune", cfg.order)
     pruned: list[str] = []
     if cfg.setting == "unidentifiable":
         n = round(cfg.fraction * min(train.group_by(S.LABEL).len()["len"].to_list()))
         for y in sorted(train[S.LABEL].unique()):
-            cls = train.filter(pl.col(S.LABEL) == y).sort(S.SCORE, S.SAMPLE_ID, descending=[True, False])
-            pruned += cls.head(n)[S.SAMPLE_ID].to_list()
+            pruned += _ranked(train.filter(pl.col(S.LABEL) == y), cfg.order, rng).head(n)[S.SAMPLE_ID].to_list()
         return pruned
-    assert carriers is not None
+    if carriers is None:
+        raise ConfigError("prune(): the identifiable setting needs the carriers of the spurious feature")
     pool = train.join(carriers, on=S.SAMPLE_ID, how="inner")
     for y in sorted(pool[S.LABEL].unique()):
-        cls = pool.filter(pl.col(S.LABEL) == y).sort(S.SCORE, S.SAMPLE_ID, descending=[True, False])
+        cls = _ranked(pool.filter(pl.col(S.LABEL) == y), cfg.order, rng)
         pruned += cls.head(round(cfg.fraction * cls.height))[S.SAMPLE_ID].to_list()
     return pruned
 
 
-def carriers_of(
-    table: SampleTable, discovery: Discovery | None, attribute: str | None, quantile: float
-) -> pl.DataFrame:
-    """``[sample_id]`` of train samples that carry their class's spurious feature.
+def carriers_of(table: SampleTable, discovery: Discovery | None, attribute: str | None) -> pl.DataFrame:
+    """``[sample_id]`` of the train samples that carry their class's spurious feature: every sample of
+    the class's majority group — its most common value of ``attribute``, or else its largest
+    pseudo-group (the paper prunes the hardest of the whole majority group, with no pre-filter).
 
-    With ``attribute``: the class's samples with its most common value of that column. Otherwise
-    the confident part of each class's majority: samples in the class's largest pseudo-group whose
-    conflict score is at most the class's ``quantile`` — inferred groups are imperfect, and a missed
-    minority sample is hard by EL2N, so pruning the hardest of a loosely defined majority would
-    remove exactly the minority the method must keep.
+    Raises:
+        ConfigError: ``attribute`` is not a column, or neither it nor a discovery is given.
     """
     if attribute is not None:
         if attribute not in table.frame.columns:
@@ -243,22 +253,37 @@ def carriers_of(
                 f"prune(): attribute {attribute!r} is not a column of the dataset ({table.frame.columns})"
             )
         train = _train(table)
-        mode = train.group_by(S.LABEL, attribute).len().sort("len", descending=True).group_by(S.LABEL).first()
+        mode = train.group_by(S.LABEL, attribute).len().sort("len", attribute, descending=[True, False])
+        mode = mode.group_by(S.LABEL, maintain_order=True).first()
         return train.join(mode.select(S.LABEL, attribute), on=[S.LABEL, attribute]).select(S.SAMPLE_ID)
     d = need_discovery(discovery, "prune (identifiable setting)")
-    sizes = d.scores.group_by(S.LABEL, S.PSEUDO_GROUP).len().sort("len", descending=True).group_by(S.LABEL).first()
-    s = d.scores.with_columns(pl.col(CONFLICT).quantile(quantile, interpolation="lower").over(S.LABEL).alias("_q"))
-    return (
-        s.join(sizes.select(S.PSEUDO_GROUP), on=S.PSEUDO_GROUP)
-        .filter(pl.col(CONFLICT) <= pl.col("_q"))
-        .select(S.SAMPLE_ID)
+    sizes = d.scores.group_by(S.LABEL, S.PSEUDO_GROUP).len().sort("len", S.PSEUDO_GROUP, descending=[True, False])
+    majority = sizes.group_by(S.LABEL, maintain_order=True).first()
+    return d.scores.join(majority.select(S.PSEUDO_GROUP), on=S.PSEUDO_GROUP).select(S.SAMPLE_ID)
+
+
+def el2n_for_pruning(dynamics: DynamicsLog, epoch: int | None) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """EL2N as the data-pruning authors take it: from the recording's eval-mode pass (its epoch, 40%
+    of training by default), else from the in-training logits at 40% of training.
+
+    Returns:
+        ``[sample_id, score]`` and where it came from (``{"source", "epoch"}``).
+    """
+    log, source = (
+        (dynamics.eval_pass, "eval-mode pass") if dynamics.eval_pass is not None else (dynamics, "in-training logits")
     )
+    e = (
+        epoch
+        if epoch is not None
+        else (log.epochs[0] if log is dynamics.eval_pass else log.early_epoch(PRUNE_EL2N_FRACTION))
+    )
+    return SCORERS.get("el2n")(log, epoch=e), {"source": source, "epoch": e}
 
 
 @SELECTORS.register(
     "prune",
     needs=("dynamics", "discovery or attribute"),
-    description="ICLR 2025 data pruning (hardest carriers by EL2N)",
+    description="ICLR 2025 data pruning: the hardest p (early EL2N) of each class's majority group",
 )
 def prune(
     table: SampleTable,
@@ -276,11 +301,8 @@ def prune(
     cfg = cfg or PruneConfig()
     if dynamics is None:
         raise ConfigError("prune() needs training dynamics (EL2N); run `curate dynamics` first")
-    e = dynamics.early_epoch() if cfg.epoch is None else cfg.epoch
-    el2n = SCORERS.get("el2n")(dynamics, epoch=e)
-    carriers = (
-        carriers_of(table, discovery, cfg.attribute, cfg.carrier_quantile) if cfg.setting == "identifiable" else None
-    )
+    el2n, source = el2n_for_pruning(dynamics, cfg.epoch)
+    carriers = carriers_of(table, discovery, cfg.attribute) if cfg.setting == "identifiable" else None
     drop = set(prune_ids(table, el2n, carriers, cfg))
     rows = (
         _train(table)
@@ -288,9 +310,10 @@ def prune(
         .filter(~pl.col(S.SAMPLE_ID).is_in(list(drop)))
         .with_columns(pl.lit(1.0).alias(S.WEIGHT))
     )
-    return build_manifest(
-        table, rows, method="prune", config={**cfg.to_dict(), "el2n_epoch": e}, discovery=discovery, version=version
-    )
+    config = {**cfg.to_dict(), "el2n": source, "carriers": "attribute" if cfg.attribute else "majority pseudo-group"}
+    if cfg.setting == "unidentifiable":
+        config["carriers"] = "every sample of its class"
+    return build_manifest(table, rows, method="prune", config=config, discovery=discovery, version=version)
 
 
 # -------------------------------------------------------------------------------------------- mix

@@ -15,29 +15,45 @@ from curate.finetune import ContrastiveConfig, clip_pair, contrastive_loss
 from curate.finetune.contrastive import TERMS, fit_contrastive, prompt_texts
 
 
-def test_loss_equals_hand_computation_2x2() -> None:
-    f = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # two images, classes 0 and 1
-    y = torch.tensor([0, 1])
+def test_every_term_equals_a_hand_computation_2x2() -> None:
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # two images, classes 0 and 1, attributes 0 and 1
+    y, a = torch.tensor([0, 1]), torch.tensor([0, 1])
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     prompts = torch.tensor([[[1.0, 0.0], [0.6, 0.8]]])  # one template, two classes
-    spur = torch.tensor([[[0.8, 0.6]]])  # one attribute
-    weights = dict(zip(TERMS, (1.0, 2.0, 3.0, 4.0, 5.0), strict=True))
-    total, terms = contrastive_loss(f, y, logits, prompts, spur, weights)
-    # (a) CE: log(1+e^-2), log(1+e^-1)
-    np.testing.assert_allclose(terms["clip"], [math.log1p(math.exp(-2)), math.log1p(math.exp(-1))], rtol=1e-6)
-    # (b) cos(F,F) = I: same-class mean 1/2, other-class mean 0
+    spur = torch.tensor([[[0.8, 0.6], [0.6, -0.8]]])  # two attributes
+    weights = dict(zip(TERMS, (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0), strict=True))
+    total, terms = contrastive_loss(f, y, logits, prompts, spur, weights, attributes=a)
+
+    def nll(z: list[float], k: int) -> float:
+        return -z[k] + math.log(sum(math.exp(v) for v in z))
+
+    # classification: CE of the zero-shot logits over the classes
+    np.testing.assert_allclose(terms["classification"], [nll([2, 0], 0), nll([0, 1], 1)], rtol=1e-6)
+    # clip: in-batch L[i][j] = f_i . t_{y_j} = [[1, .6], [0, .8]]; half the row CE plus half the column CE
+    clip = [0.5 * (nll([1, 0.6], 0) + nll([1, 0], 0)), 0.5 * (nll([0, 0.8], 1) + nll([0.6, 0.8], 1))]
+    np.testing.assert_allclose(terms["clip"], clip, rtol=1e-6)
+    # image: cos(F,F) = I: same-class mean 1/2, other-class mean 0
     np.testing.assert_allclose(terms["image"], [-0.5, -0.5], atol=1e-6)
-    # (c) f0: cos to t0 = 1 (same), to t1 = .6 -> -1/2 + .6/2; f1: to t1 = .8 (same), to t0 = 0 -> -.8/2
+    # crossmodal: f0: cos to t0 = 1 (same), to t1 = .6 -> -1/2 + .6/2; f1: to t1 = .8 (same), to t0 = 0
     np.testing.assert_allclose(terms["crossmodal"], [-0.2, -0.4], atol=1e-6)
-    # (d) prompts: cos(t0,t1) = .6 -> -1/2 + .6/2 for both classes
+    # language: cos(t0,t1) = .6 -> -1/2 + .6/2 for both classes
     np.testing.assert_allclose(terms["language"], [-0.2, -0.2], atol=1e-6)
-    # (e) |cos(f0,s)| + |cos(t0,s)| = .8 + .8 ; |cos(f1,s)| + |cos(t1,s)| = .6 + .96
-    np.testing.assert_allclose(terms["spurious"], [1.6, 1.56], atol=1e-6)
-    expected = [
-        math.log1p(math.exp(-2)) - 1.0 - 0.6 - 0.8 + 8.0,
-        math.log1p(math.exp(-1)) - 1.0 - 1.2 - 0.8 + 7.8,
-    ]
-    np.testing.assert_allclose(total, expected, atol=1e-5)
+    # spurious: mean |cos| of f and of its class prompt to the attributes: f0 (.8, .6), t0 (.8, .6);
+    # f1 (.6, .8), t1 (.96, .28)
+    np.testing.assert_allclose(terms["spurious"], [0.7 + 0.7, 0.7 + 0.62], atol=1e-6)
+    # spurious-class: f . S / ||S||_F with S = [[.8, .6], [.6, -.8]] (||S||_F = sqrt 2), CE on a
+    r = math.sqrt(2)
+    sc = [nll([0.8 / r, 0.6 / r], 0), nll([0.6 / r, -0.8 / r], 1)]
+    np.testing.assert_allclose(terms["spurious_class"], sc, rtol=1e-5)
+    parts = [terms[t] for t in TERMS]
+    expected = [sum(w * float(p[i]) for w, p in zip(weights.values(), parts, strict=True)) for i in (0, 1)]
+    np.testing.assert_allclose(total, expected, rtol=1e-5)
+    # their Waterbirds command's weights are the defaults
+    assert ContrastiveConfig().weights() == {
+        "classification": 0.0, "clip": 1.0, "image": 1.0, "crossmodal": 0.0, "language": 1.0, "spurious": 0.0,
+        "spurious_class": 1.0,
+    }  # fmt: skip
+    assert ContrastiveConfig().optimizer == "sgd"
 
 
 def test_prompt_rows_are_template_major() -> None:
@@ -94,7 +110,7 @@ def test_spurious_term_decorrelates_features_from_the_named_attribute(planted) -
     def alignment(weight: float) -> float:
         torch.manual_seed(0)
         model = clip_pair(x.shape[1], classes, spur, 8, identity=False)
-        cfg = ContrastiveConfig(spurious_weight=weight)
+        cfg = ContrastiveConfig(spurious_weight=weight, spurious_class_weight=0.0)
         fit(Contrastive(model, cfg), TensorBatches(x, y, batch_size=64, seed=0), TrainConfig(epochs=5, lr=1e-2))
         with torch.no_grad():
             _, f = model(x)
@@ -102,6 +118,23 @@ def test_spurious_term_decorrelates_features_from_the_named_attribute(planted) -
             return float((f @ s.reshape(-1, s.shape[-1]).T).abs().mean())
 
     assert alignment(1.0) < 0.5 * alignment(0.0)
+
+    a = torch.tensor(train["a"].to_numpy())
+
+    def attribute_loss(weight: float) -> float:
+        """How well the attribute prompts name each image's attribute after training (the term's CE)."""
+        torch.manual_seed(0)
+        model = clip_pair(x.shape[1], classes, spur, 8, identity=False)
+        cfg = ContrastiveConfig(spurious_class_weight=weight)
+        batches = TensorBatches(x, y, batch_size=64, seed=0, extra={"attribute": a})
+        fit(Contrastive(model, cfg), batches, TrainConfig(epochs=5, lr=1e-2))
+        with torch.no_grad():
+            logits, f = model(x)
+            c, s = model.prompts()
+            _, terms = contrastive_loss(f, y, logits, c, s, {"spurious_class": 1.0}, attributes=a, scale=model.scale())
+            return float(terms["spurious_class"].mean())
+
+    assert attribute_loss(1.0) < 0.5 * attribute_loss(0.0)
 
 
 def test_needs_attribute_words_and_class_names(planted) -> None:  # type: ignore[no-untyped-def]

@@ -72,27 +72,78 @@ def test_jtt_weights_the_error_set(planted, disc) -> None:  # type: ignore[no-un
     assert len(up) == 1000 + 2 * len(err)
 
 
-def test_prune_drops_hardest_carriers(planted, disc) -> None:  # type: ignore[no-untyped-def]
-    table, _, log = planted
-    from curate.dynamics import SCORERS
+def _hand_case():  # type: ignore[no-untyped-def]
+    """Twelve train samples, two classes; pseudo-groups and EL2N written by hand."""
+    from curate.data import SampleTable
+    from curate.detect import Discovery
+    from curate.dynamics import DynamicsLog
 
-    el2n = SCORERS.get("el2n")(log)
-    m = api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=log)
-    dropped = set(table.split("train").ids) - set(m.frame["sample_id"])
-    majority = (
-        disc.scores.group_by("label", "pseudo_group").len().sort("len", descending=True).group_by("label").first()
+    ids = [f"c{i}" for i in range(6)] + [f"d{i}" for i in range(6)]
+    labels = [0] * 6 + [1] * 6
+    table = SampleTable(
+        pl.DataFrame(
+            {
+                "sample_id": ids,
+                "label": labels,
+                "split": ["train"] * 12,
+                "text": ids,
+                "a": [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0],
+            }
+        )
     )
-    median = disc.scores.group_by("label").agg(pl.col("conflict_score").quantile(0.5, interpolation="lower").alias("q"))
-    carriers = (
-        disc.scores.join(majority.select("pseudo_group"), on="pseudo_group")
-        .join(median, on="label")
-        .filter(pl.col("conflict_score") <= pl.col("q"))
+    # class 0: majority pseudo-group 0 = c0..c3; class 1: majority pseudo-group 3 = d0..d3
+    pg = [0, 0, 0, 0, 1, 1, 3, 3, 3, 3, 2, 2]
+    scores = pl.DataFrame(
+        {
+            "sample_id": ids,
+            "label": labels,
+            "conflict_score": [0.0] * 12,
+            "cluster": [p % 2 for p in pg],
+            "pseudo_group": pg,
+        }
     )
-    assert dropped <= set(carriers["sample_id"])
-    for y in (0, 1):
-        c = carriers.filter(pl.col("label") == y).join(el2n, on="sample_id")
-        n = round(0.2 * c.height)
-        assert set(c.sort("score", descending=True).head(n)["sample_id"]) == dropped & set(c["sample_id"])
+    disc = Discovery(scores, pl.DataFrame({"pseudo_group": [0, 1, 2, 3]}), "hand")
+    el2n = [0.9, 0.1, 0.5, 0.7, 0.95, 0.2, 0.3, 0.8, 0.6, 0.05, 0.99, 0.4]  # eval-mode pass, epoch 3
+    zeros = [0.0] * 12
+    frame = {"sample_id": ids, "loss": zeros, "margin": zeros, "correct": [True] * 12, "prob_true": zeros}
+    passes = DynamicsLog.from_frame(pl.DataFrame({**frame, "epoch": [3] * 12, "el2n": el2n}))
+    # in-training logits say the opposite: pruning must not read them when an eval pass exists
+    seen = pl.concat([pl.DataFrame({**frame, "epoch": [e] * 12, "el2n": [1 - v for v in el2n]}) for e in range(10)])
+    return table, disc, DynamicsLog(DynamicsLog.from_frame(seen).frame, passes)
+
+
+def test_prune_removes_the_hardest_of_each_majority_group_by_hand() -> None:
+    table, disc, log = _hand_case()
+
+    def dropped(cfg):  # type: ignore[no-untyped-def]
+        m = api.select("prune", table, disc, cfg, dynamics=log)
+        return set(table.ids) - set(m.frame["sample_id"]), m
+
+    # carriers: c0 c1 c2 c3 (EL2N .9 .1 .5 .7) and d0 d1 d2 d3 (.3 .8 .6 .05); half of each goes
+    hard, m = dropped(api.PruneConfig(fraction=0.5))
+    assert hard == {"c0", "c3", "d1", "d2"}  # c4 and d4, the hardest of all, are minority: kept
+    assert m.provenance["config"]["el2n"] == {"source": "eval-mode pass", "epoch": 3}
+    assert dropped(api.PruneConfig(fraction=0.5, order="easiest"))[0] == {"c1", "c2", "d3", "d0"}
+    rnd = dropped(api.PruneConfig(fraction=0.5, order="random"))[0]
+    assert len(rnd) == 4 and rnd <= {"c0", "c1", "c2", "c3", "d0", "d1", "d2", "d3"}
+    assert dropped(api.PruneConfig(fraction=0.25))[0] == {"c0", "d1"}
+    # a named attribute defines the majority: class 0's a=0 (c0..c3), class 1's a=1 (d0..d3)
+    assert dropped(api.PruneConfig(fraction=0.5, attribute="a"))[0] == {"c0", "c3", "d1", "d2"}
+    # unidentifiable: the hardest half of every class, minority included
+    assert dropped(api.PruneConfig(fraction=0.5, setting="unidentifiable"))[0] == {"c4", "c0", "c3", "d4", "d1", "d2"}
+    with pytest.raises(ConfigError, match="order"):
+        api.PruneConfig(order="middle")
+
+
+def test_prune_reads_in_training_logits_at_forty_percent_without_an_eval_pass(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    from curate.dynamics import DynamicsLog
+
+    table, _, log = planted
+    plain = DynamicsLog(log.frame)
+    m = api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=plain)
+    assert m.provenance["config"]["el2n"] == {"source": "in-training logits", "epoch": plain.early_epoch(0.4)}
+    full = api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=log)
+    assert full.provenance["config"]["el2n"]["source"] == "eval-mode pass"
     by_attr = api.select("prune", table, None, api.PruneConfig(fraction=0.2, attribute="a"), dynamics=log)
     assert len(by_attr) == 1000 - 2 * round(0.2 * 475)
     uni = api.select("prune", table, None, api.PruneConfig(fraction=0.1, setting="unidentifiable"), dynamics=log)
