@@ -26,7 +26,9 @@ from curate.detect.neighbors import KNN_K, knn_disagreement
 
 
 @DETECTORS.register(
-    "ensemble", needs=("embeddings", "dynamics"), description="rank mean of kNN disagreement and early loss"
+    "ensemble",
+    needs=("embeddings", "dynamics"),
+    description="mean of kNN label disagreement and the early error probability 1 - exp(-loss), Otsu split per class",
 )
 def ensemble(
     table: SampleTable, signals: Signals, *, k: int = KNN_K, knn_weight: float = 0.5, backend: str = "faiss-cpu"

@@ -12,6 +12,7 @@ from curate.finetune.contrastive import (
     fit_contrastive,
     train_contrastive,
 )
+from curate.finetune.dispel import DispelConfig, fit_dispel, mixed_set
 from curate.finetune.groupdro import GroupDRO
 from curate.finetune.heads import manifest_inputs, train_head
 from curate.finetune.masktune import MaskTuneConfig, mask_above_threshold, masktune, saliency_masks, xgradcam
@@ -21,6 +22,7 @@ __all__ = [
     "FINETUNE_METHODS",
     "METHODS",
     "ContrastiveConfig",
+    "DispelConfig",
     "FinetuneConfig",
     "FinetuneResult",
     "GroupDRO",
@@ -30,9 +32,11 @@ __all__ = [
     "clip_pair",
     "contrastive_loss",
     "fit_contrastive",
+    "fit_dispel",
     "manifest_inputs",
     "mask_above_threshold",
     "masktune",
+    "mixed_set",
     "saliency_masks",
     "train",
     "train_classifier",

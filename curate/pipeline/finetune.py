@@ -15,6 +15,7 @@ from curate.embed import EmbeddingTable
 from curate.finetune import (
     FINETUNE_METHODS,
     ContrastiveConfig,
+    DispelConfig,
     FinetuneConfig,
     FinetuneResult,
     MaskTuneConfig,
@@ -33,6 +34,8 @@ def method_of(config: Any) -> str:
         return "masktune"
     if isinstance(config, ContrastiveConfig):
         return "contrastive"
+    if isinstance(config, DispelConfig):
+        return "dispel"
     return str(config.method)
 
 

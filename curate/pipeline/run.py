@@ -21,7 +21,7 @@ from curate.detect import CONFLICT
 from curate.dynamics import ProxyConfig
 from curate.errors import ConfigError, InputDataError
 from curate.eval import write_report
-from curate.finetune import ContrastiveConfig, FinetuneConfig, MaskTuneConfig, TrainRequest, train
+from curate.finetune import ContrastiveConfig, DispelConfig, FinetuneConfig, MaskTuneConfig, TrainRequest, train
 from curate.finetune.network import check_network
 from curate.manifest import write_manifest
 from curate.pipeline.data import load_dataset
@@ -52,7 +52,8 @@ RUN_METHODS: dict[str, tuple[str, str, str]] = {
     # method: (selection, trainer, the groups it trains with)
     "erm": ("keep-all", "erm", NO_GROUPS),
     "prune": ("prune", "erm", PSEUDO),
-    "mix": ("mix", "erm", PSEUDO),
+    "mix": ("mix", "dispel", PSEUDO),  # a network backbone trains ERM on the mixing manifest instead
+    "mix-val": ("keep-all", "dispel", "true val groups (DISPEL's group-labelled set)"),
     "balance": ("balance", "erm", PSEUDO),
     "jtt": ("jtt", "erm", PSEUDO),
     "spare": ("spare", "erm", PSEUDO),
@@ -122,6 +123,8 @@ def trainer_config(trainer: str, fields: dict[str, Any], *, seed: int, encoder: 
         return _make(MaskTuneConfig, "finetune", fields, seed=seed, backbone=encoder)
     if trainer == "contrastive":
         return _make(ContrastiveConfig, "finetune", fields, seed=seed)
+    if trainer == "dispel":
+        return _make(DispelConfig, "finetune", fields, seed=seed)
     # GroupDRO runs only on datasets with true groups (checked by run): FinetuneConfig's default groups="true"
     net = {"backbone": encoder} if backbone == "network" else {}
     return _make(FinetuneConfig, "finetune", fields, method=trainer, seed=seed, **net)
@@ -171,6 +174,8 @@ def run(
         raise ConfigError.bad_param("run()", "method", f"one of {', '.join(RUN_METHODS)}", method)
     sections = check_sections(config or {}, "run config")
     selection, trainer, train_groups = RUN_METHODS[method]
+    if trainer == "dispel" and resolve_backbone(backbone, resolve_device(device)) == "network":
+        trainer = "erm"  # the network mixes the manifest's pairs at the input level
     if select_on not in SELECTION_LABELS:
         raise ConfigError.bad_param("run()", "select_on", f"one of {', '.join(SELECTION_LABELS)}", select_on)
     dev = resolve_device(device)
@@ -196,7 +201,8 @@ def run(
     proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
     sel_name = SELECTORS.entry(selection).name
     sel_cfg = _make(CONFIGS[sel_name], "select", sections["select"], seed=seed)
-    train_cfg = trainer_config(trainer, sections["finetune"], seed=seed, encoder=encoder, backbone=kind)
+    fields = sections["finetune"] | ({"source": "val"} if method == "mix-val" else {})
+    train_cfg = trainer_config(trainer, fields, seed=seed, encoder=encoder, backbone=kind)
     if isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
         check_network(train_cfg, table, dev)
     head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
