@@ -54,16 +54,21 @@ SEED = typer.Option(0, help="seed")
 def prune(
     workspace: Path = typer.Argument(..., help="workspace"),
     out: Path = OUT,
-    fraction: float = typer.Option(0.5, help="share of the spurious-feature carriers to prune, hardest first"),
-    setting: str = typer.Option("identifiable", help="identifiable or unidentifiable"),
-    attribute: str | None = typer.Option(None, help="dataset column naming the spurious attribute"),
-    epoch: int | None = typer.Option(None, help="EL2N epoch (default: 10% of training)"),
+    fraction: float = typer.Option(0.5, help="share p of each class's carriers to prune, hardest first"),
+    setting: str = typer.Option(
+        "identifiable",
+        help="identifiable: the carriers are each class's majority group (its largest pseudo-group, or its most "
+        "common value of --attribute); unidentifiable: every sample of the class (equal counts per class)",
+    ),
+    attribute: str | None = typer.Option(None, help="dataset column naming the spurious attribute (no discovery)"),
+    order: str = typer.Option("hardest", help="hardest (the method); easiest or random (the paper's ablation)"),
+    epoch: int | None = typer.Option(None, help="EL2N epoch (default: the eval-mode pass at 40% of training)"),
     detector: str | None = DETECTOR,
     format: str | None = FORMAT,
     seed: int = SEED,
 ) -> None:
-    """Data pruning (ICLR 2025): drop the hardest samples that carry each class's spurious feature."""
-    cfg = api.PruneConfig(fraction=fraction, setting=setting, attribute=attribute, epoch=epoch, seed=seed)
+    """Data pruning (ICLR 2025): drop the hardest p of each class's spurious-feature carriers (early EL2N)."""
+    cfg = api.PruneConfig(fraction=fraction, setting=setting, attribute=attribute, order=order, epoch=epoch, seed=seed)
     _select("prune", workspace, out, detector, cfg, format)
 
 

@@ -29,7 +29,9 @@ def finetune(
     lr: float | None = typer.Option(None, help="learning rate (default: the backbone's, from the papers)"),
     batch_size: int | None = typer.Option(None, help="batch size (default: the backbone's)"),
     augment: bool = typer.Option(False, help="network: random resized crops and flips"),
-    groups: str = typer.Option("true", help="GroupDRO groups: true or pseudo"),
+    groups: str = typer.Option(
+        "true", help="GroupDRO groups: true or pseudo; dispel's group-labelled set: pseudo (train) or val"
+    ),
     spurious: list[str] = typer.Option(
         [], "--spurious", help="contrastive: a spurious attribute in words (repeatable; default: the dataset's)"
     ),
@@ -39,7 +41,7 @@ def finetune(
     seed: int = typer.Option(0, help="seed"),
 ) -> None:
     """Train on a manifest's rows (a head, or the pretrained network fine-tuned) and evaluate it on val and test."""
-    needs_embeddings = method == "contrastive" or (backbone == "head" and method != "masktune")
+    needs_embeddings = method in ("contrastive", "dispel") or (backbone == "head" and method != "masktune")
     if needs_embeddings:
         table, emb, _, _ = api.workspace_signals(workspace, encoder)
     else:
@@ -50,6 +52,8 @@ def finetune(
     cfg: object
     if method == "contrastive":
         cfg = api.ContrastiveConfig(spurious=tuple(spurious), text_encoder=text_encoder, **common)
+    elif method == "dispel":
+        cfg = api.DispelConfig(source="val" if groups == "val" else "pseudo", seed=seed)
     elif method == "masktune":
         net = backbone if backbone != "head" else "efficientnet-lite0"
         cfg = api.MaskTuneConfig(backbone=net, train_from=train_from, image_size=image_size, augment=augment, **common)
@@ -58,7 +62,9 @@ def finetune(
             method=method, backbone=backbone, head=head, train_from=train_from, image_size=image_size,
             augment=augment, groups=groups, **common,
         )  # fmt: skip
-    r = api.finetune(table, emb, m, cfg, method=method, out=out, device=device)
+    ws = api.Workspace(workspace)
+    discovery = api.load_discovery(ws) if len(ws.outputs("detect")) == 1 else None
+    r = api.finetune(table, emb, m, cfg, method=method, discovery=discovery, out=out, device=device)
     extra = ""
     if method == "masktune":
         erm = r.extra["erm_test"]["acc_wg"]

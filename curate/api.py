@@ -20,7 +20,14 @@ from curate.data.workspace import Workspace
 from curate.detect import DETECTORS, Discovery, Signals
 from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig
 from curate.embed import BACKBONES, ENCODERS, EmbeddingTable
-from curate.finetune import FINETUNE_METHODS, ContrastiveConfig, FinetuneConfig, FinetuneResult, MaskTuneConfig
+from curate.finetune import (
+    FINETUNE_METHODS,
+    ContrastiveConfig,
+    DispelConfig,
+    FinetuneConfig,
+    FinetuneResult,
+    MaskTuneConfig,
+)
 from curate.index import INDEX_BACKENDS, KMeansConfig, get_backend
 from curate.manifest import MANIFEST_FORMATS, Manifest, read_manifest, write_manifest
 from curate.pipeline import (
@@ -83,6 +90,7 @@ __all__ = [
     "BalanceConfig",
     "ContrastiveConfig",
     "Discovery",
+    "DispelConfig",
     "DynamicsLog",
     "EmbeddingTable",
     "FinetuneConfig",

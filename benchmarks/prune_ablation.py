@@ -1,0 +1,70 @@
+"""The data-pruning paper's own ablation: at equal ``p``, pruning the hardest carriers (by early EL2N)
+against pruning the easiest and a random subset of the same carriers.
+
+Each run is ``curate run -m prune`` with its defaults (heads on EfficientNet-Lite0 embeddings on a
+CPU; the detector chosen on validation; EL2N from the proxy's eval-mode pass at 40% of training;
+carriers = each class's majority pseudo-group), with ``p`` fixed so that only the order differs.
+Train groups: pseudo; model selection: true validation groups (as the papers).
+
+Run: ``.venv/bin/python -m benchmarks.prune_ablation [--fractions 0.5,0.9] [--seeds 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+from pathlib import Path
+
+os.environ.setdefault("CURATE_NO_PROGRESS", "1")
+
+
+def main() -> None:
+    from benchmarks._common import report
+    from benchmarks.quality import code_version
+    from curate import api
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, default=Path("work/prune_ablation"))
+    ap.add_argument("--benchmarks", default="digits-color,fmnist-textures")
+    ap.add_argument("--fractions", default="0.5,0.9")
+    ap.add_argument("--seeds", type=int, default=3)
+    args = ap.parse_args()
+    version = code_version()
+    lines = [
+        f"`curate run -m prune` defaults with p fixed; {args.seeds} seeds; curate code {version}",
+        "train groups: pseudo; model selection: true val groups",
+        "benchmark | p | order | acc_wg | acc_avg",
+    ]
+    for name in args.benchmarks.split(","):
+        data = args.work / name / "data"
+        if not (data / "metadata.csv").exists():
+            api.make_benchmark(name, data, seed=0, overwrite=True)
+        table = api.load_dataset(data / "metadata.csv")
+        for p in (float(f) for f in args.fractions.split(",")):
+            for order in ("hardest", "easiest", "random"):
+                runs = []
+                for seed in range(args.seeds):
+                    key = hashlib.sha256(json.dumps([version, name, p, order, seed]).encode()).hexdigest()[:10]
+                    out = args.work / name / f"p{p}-{order}-seed{seed}-{key}"
+                    done = out / "metrics.json"
+                    config = {"select": {"fraction": p, "order": order}}
+                    m = json.loads(done.read_text()) if done.exists() else api.run(
+                        table, method="prune", out=out, seed=seed, workspace=args.work / name / "ws",
+                        config=config, device="cpu",
+                    )  # fmt: skip
+                    runs.append(m)
+                wg, avg = [m["acc_wg"] for m in runs], [m["acc_avg"] for m in runs]
+                line = (
+                    f"{name} | {p} | {order} | {statistics.fmean(wg):.3f} ± {statistics.pstdev(wg):.3f} | "
+                    f"{statistics.fmean(avg):.3f} ± {statistics.pstdev(avg):.3f}"
+                )
+                lines.append(line)
+                print(line, flush=True)
+    report("prune_ablation", lines)
+
+
+if __name__ == "__main__":
+    main()
