@@ -65,6 +65,6 @@ def test_env_and_list() -> None:
     r = run("env")
     assert r.returncode == 0 and "torch" in r.stdout and "faiss" in r.stdout
     r = run("list", "benchmarks")
-    assert r.stdout.split() == ["digits-color", "fmnist-textures", "fortunes-cue"]
+    assert r.stdout.split() == ["digits-color", "fmnist-mark", "fmnist-textures", "fortunes-cue"]
     r = run("list", "benchmark")
     assert r.returncode == 2 and "did you mean 'benchmarks'" in r.stderr

@@ -63,7 +63,10 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
         m = api.run(table, method=method, out=tmp_path / method, encoder=str(vit), config=FAST)
         assert 0.0 <= m["acc_wg"] <= m["acc_avg"] <= 1.0, method
         assert m["manifest"]["method"] in ("prune", "mix", "balance", "jtt", "spare", "keep-all"), method
-        if method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
+        assert m["train_groups"] and m["model_selection"] == "true val groups"
+        if method == "mix":  # on heads: DISPEL picks (alpha, s, C) on its own half split
+            assert m["tuning"] is None and m["dispel"]["chosen_on"] == "train pseudo-groups (half split)"
+        elif method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
             tried = m["tuning"]["tried"]
             grid = m["tuning"]["grid"]
             assert set(api.RUN_GRIDS[method]) <= set(grid) and len(tried) == int(

@@ -117,8 +117,16 @@ def trainer_config(trainer: str, fields: dict[str, Any], *, seed: int, encoder: 
     """The config of ``trainer`` from the ``[finetune]`` fields; ``network`` fine-tunes ``encoder``.
 
     MaskTune always fine-tunes the network (it masks the network's saliency); the contrastive
-    method trains projections over the frozen towers.
+    method trains projections over the frozen towers. A ``[finetune]`` field of another trainer's
+    config (``epochs`` for DISPEL, say, in a run of several methods) is left to that trainer; a name
+    no trainer knows is an error.
     """
+    import dataclasses
+
+    configs = {"masktune": MaskTuneConfig, "contrastive": ContrastiveConfig, "dispel": DispelConfig}
+    own = {f.name for f in dataclasses.fields(configs.get(trainer, FinetuneConfig))}
+    others = {f.name for c in (FinetuneConfig, *configs.values()) for f in dataclasses.fields(c)}
+    fields = {k: v for k, v in fields.items() if k in own or k not in others}
     if trainer == "masktune":
         return _make(MaskTuneConfig, "finetune", fields, seed=seed, backbone=encoder)
     if trainer == "contrastive":
@@ -239,9 +247,8 @@ def run(
     if (grid or det_grid) and trainer == "erm":
 
         def discover(extra: dict[str, Any]) -> Any:
-            return (
-                disc if not extra else cached_detect(table, emb, log, proxy, detect_params | extra, root, dev, dyn_key)
-            )
+            params = {"detector": disc.detector} | sections["detect"] | extra  # the chosen detector, re-run
+            return disc if not extra else cached_detect(table, emb, log, proxy, params, root, dev, dyn_key)
 
         disc, sel_cfg, tuning = tune_selection(
             table, emb, log, discover, sel_name, sel_cfg, grid, head_cfg, dev, det_grid, select_on

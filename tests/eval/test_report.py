@@ -43,7 +43,7 @@ def test_report_with_plots(tmp_path: Path) -> None:
         runs, tmp_path / "rep", table=t, scores=scores, embeddings=emb, embedding_ids=train["sample_id"].to_list()
     )
     text = report.read_text()
-    assert "| erm | erm | keep-all | 0.6500 | 0.4000 | 0.9000 | true |" in text
+    assert "| erm | erm | head on frozen embeddings | keep-all | 0.6500 | 0.4000 | 0.9000 | true |" in text
     for png in ("group_accuracy.png", "score_histograms.png", "embedding_map.png"):
         assert f"({png})" in text
         assert Image.open(tmp_path / "rep" / png).size[0] > 100
