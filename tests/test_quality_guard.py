@@ -15,6 +15,7 @@ MARGIN = 0.15  # ERM's test WGA here is ~0.35, the label-free methods' ~0.65-0.7
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)
 def test_label_free_methods_beat_erm_on_digits_color(digits_dir: Path, tmp_path: Path) -> None:
     table = api.load_dataset(digits_dir)
     ws = tmp_path / "ws"

@@ -40,13 +40,18 @@ NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
 # A randomly initialised network (small-cnn) is outside the papers' settings: AdamW as for heads.
 SCRATCH_DEFAULTS: dict[str, Any] = {**HEAD_DEFAULTS}
 # On a CPU the papers' settings take hours per epoch (EfficientNet-Lite0 at 224 px: ~5 images/s
-# per 2 threads). Measured on a 2-core VM (benchmarks/train_throughput.py; README): at 96 px with
-# every layer trained in channels-last, fine-tuning runs at ~150 images/s, ~1.2 minutes per epoch
-# for 10,000 images, and 8 epochs keep a run of `curate run` within a quarter of an hour.
+# per 2 threads). Measured on a 2-core VM (benchmarks/cpu_settings.py; README): at 96 px with every
+# layer trained in channels-last, fine-tuning runs at ~150 images/s, ~1.2 minutes per epoch for
+# 10,000 images. The CPU budget is a number of optimisation steps, not of epochs: SGD at the papers'
+# lr needs steps, and 8 epochs of a 1,000-image dataset are 128 steps (ERM then barely leaves
+# chance). CPU_STEPS steps (8 epochs of 10,000 images at batch 64), at least 8 and at most
+# CPU_MAX_EPOCHS epochs, keep any run of `curate run` near a quarter of an hour.
 CPU_NETWORK: dict[str, dict[str, Any]] = {
-    "image": {"image_size": 96, "epochs": 8, "batch_size": 64},
+    "image": {"image_size": 96, "batch_size": 64},
     "text": {"max_length": 128},
 }
+CPU_STEPS = 1200
+CPU_MIN_EPOCHS, CPU_MAX_EPOCHS = 8, 100
 EVAL_FRACTION = 0.4  # the eval-mode pass for EL2N: 40% into training (the data-pruning authors' epoch 9 of 25)
 
 
@@ -122,8 +127,11 @@ class FinetuneConfig:
         """Whether a network is fine-tuned (rather than a head on frozen embeddings)."""
         return self.backbone != HEAD
 
-    def settings(self, *, modality: str, device: str, pretrained: bool = True) -> dict[str, Any]:
-        """Every field with its default filled in for this ``modality`` and resolved ``device``."""
+    def settings(
+        self, *, modality: str, device: str, pretrained: bool = True, n_rows: int | None = None
+    ) -> dict[str, Any]:
+        """Every field with its default filled in for this ``modality``, resolved ``device`` and number
+        of training rows (the CPU step budget of an image network)."""
         cuda = device.startswith("cuda")
         if not self.is_network:
             base = dict(HEAD_DEFAULTS)
@@ -131,10 +139,15 @@ class FinetuneConfig:
             base = dict(SCRATCH_DEFAULTS)
         else:
             base = dict(NETWORK_DEFAULTS[modality]) | ({} if cuda else CPU_NETWORK[modality])
+            if not cuda and modality == "image":
+                del base["epochs"]  # the CPU step budget below
         out = asdict(self)
         for f in fields(self):
             if out[f.name] is None and f.name in base:
                 out[f.name] = base[f.name]
+        if out["epochs"] is None:  # an image network on a CPU: a budget of steps
+            steps = -(-(n_rows or 10_000) // out["batch_size"])
+            out["epochs"] = min(CPU_MAX_EPOCHS, max(CPU_MIN_EPOCHS, -(-CPU_STEPS // steps)))
         if out["precision"] == "auto":
             out["precision"] = "bf16" if cuda and self.is_network else "fp32"
         if out["num_workers"] is None:

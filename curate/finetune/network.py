@@ -187,9 +187,13 @@ def predictor(model: Any, inputs: NetworkInputs, settings: dict[str, Any]) -> Ca
     return predict
 
 
-def network_settings(cfg: Any, backbone: Backbone, table: SampleTable, device: str) -> dict[str, Any]:
-    """``cfg.settings`` for this backbone and device, plus the backbone's identity and layout."""
-    s = cfg.settings(modality=table.modality, device=device, pretrained=backbone.pretrained)
+def network_settings(
+    cfg: Any, backbone: Backbone, table: SampleTable, device: str, n_rows: int | None = None
+) -> dict[str, Any]:
+    """``cfg.settings`` for this backbone, device and number of training rows (default: the train
+    split's), plus the backbone's identity and layout."""
+    rows = n_rows if n_rows is not None else table.split("train").frame.height
+    s = cfg.settings(modality=table.modality, device=device, pretrained=backbone.pretrained, n_rows=rows)
     s["backbone_id"] = backbone.describe()
     s["channels_last"] = table.modality == "image"
     if table.modality == "image":
@@ -234,7 +238,7 @@ def train_network(request: TrainRequest, cfg: FinetuneConfig, *, keep: dict[str,
     table, manifest, dev = request.table, request.manifest, request.device
     backbone = create_backbone(cfg.backbone)
     backbone.check_modality(table.modality)
-    settings = network_settings(cfg, backbone, table, dev)
+    settings = network_settings(cfg, backbone, table, dev, len(manifest))
     f = manifest.frame
     y = f[S.LABEL].to_numpy().astype(np.int64)
     n_classes = max(table.n_classes, int(y.max()) + 1)

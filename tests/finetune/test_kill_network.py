@@ -18,7 +18,7 @@ import torch
 
 from curate import api
 
-EPOCHS = 6
+EPOCHS = 5
 CHILD = textwrap.dedent(
     f"""
     import sys, time
@@ -32,7 +32,10 @@ CHILD = textwrap.dedent(
             return write(self, *args)
         recorder.DynamicsRecorder._write = write_slowly
     table = api.load_dataset(sys.argv[1])
-    cfg = api.FinetuneConfig(backbone="small-cnn", epochs={EPOCHS}, batch_size=32, augment=True, eval_fraction=0.5)
+    # EfficientNet-Lite0 at 32 px: dropout, drop-connect and BatchNorm, with augmentation and GroupDRO
+    cfg = api.FinetuneConfig(
+        backbone="efficientnet-lite0", image_size=32, epochs={EPOCHS}, batch_size=32, augment=True, eval_fraction=0.5
+    )
     api.finetune(table, None, api.select("oracle", table), cfg, method="groupdro", out=sys.argv[2], device="cpu")
     """
 )
@@ -44,6 +47,7 @@ def _child(data: Path, out: Path, mode: str) -> subprocess.Popen:  # type: ignor
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)
 def test_kill_minus_nine_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     data = tmp_path / "dc"
     api.make_benchmark("digits-color", data, n_train=120, n_val_per_group=6, n_test_per_group=6)

@@ -154,6 +154,16 @@ def test_text_backbone_fine_tunes_and_mixes_tokens(
     assert x["input_ids"].shape == mx["input_ids"].shape and not torch.equal(x["input_ids"], mx["input_ids"])
 
 
+def test_cpu_budget_is_counted_in_steps() -> None:
+    cfg = FinetuneConfig(backbone="efficientnet-lite0")
+    epochs = {n: cfg.settings(modality="image", device="cpu", n_rows=n)["epochs"] for n in (1000, 4000, 10_000, 10**6)}
+    assert epochs == {1000: 75, 4000: 20, 10_000: 8, 10**6: 8}  # 1200 steps of 64, 8 to 100 epochs
+    assert cfg.settings(modality="image", device="cuda")["epochs"] == 25  # the papers'
+    assert (
+        FinetuneConfig(backbone="efficientnet-lite0", epochs=3).settings(modality="image", device="cpu")["epochs"] == 3
+    )
+
+
 def test_train_from_freezes_the_earlier_layers(dc, tiny: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
     """resnet18 (BatchNorm): before ``layer4.0`` nothing moves, running statistics included."""
     from curate.embed import create_backbone
