@@ -54,13 +54,13 @@ from curate.errors import ConfigError, InputDataError
 from curate.eval import evaluate_predictions
 from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
 from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame, selection_score
+from curate.finetune.contrastive_loss import TERMS, contrastive_loss, normalize
 from curate.finetune.heads import manifest_inputs
 from curate.manifest import Manifest
 from curate.train import TensorBatches, TrainConfig, fit
 
 IMAGE_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.")
 TEXT_TEMPLATES = ("a text about {}.", "a passage about {}.", "a message about {}.")
-TERMS = ("classification", "clip", "image", "crossmodal", "language", "spurious", "spurious_class")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,74 +107,6 @@ class ContrastiveConfig:
         return asdict(self)
 
 
-def _normalize(x: Any) -> Any:
-    import torch
-
-    return torch.nn.functional.normalize(x, dim=-1, eps=1e-6)
-
-
-def _similarity_loss(a: Any, b: Any, la: Any, lb: Any, pos_w: float, neg_w: float) -> Any:
-    """Per row of ``a``: ``−pos_w·mean_j cos·[same label] + neg_w·mean_j cos·[other label]``."""
-    cos = _normalize(a) @ _normalize(b).T
-    same = (la[:, None] == lb[None, :]).to(cos.dtype)
-    return -pos_w * (cos * same).mean(1) + neg_w * (cos * (1 - same)).mean(1)
-
-
-def contrastive_loss(
-    features: Any,
-    labels: Any,
-    logits: Any,
-    class_prompts: Any,
-    spurious_prompts: Any | None,
-    weights: dict[str, float],
-    *,
-    attributes: Any = None,
-    scale: Any = 1.0,
-    pos_weight: float = 1.0,
-    neg_weight: float = 1.0,
-) -> tuple[Any, dict[str, Any]]:
-    """Per-sample loss of Yang et al. (2023) and its terms (see the module docstring).
-
-    Args:
-        features: ``(B, d)`` normalised image features; labels ``(B,)``; logits ``(B, C)``: ``τ·f·t̄ᵀ``.
-        class_prompts: ``(T, C, d)`` normalised projected class-prompt embeddings.
-        spurious_prompts: ``(T, A, d)`` normalised projected attribute-prompt embeddings, or None.
-        attributes: ``(B,)`` each sample's attribute index (needed when ``spurious_class`` weighs).
-        scale: the logit scale ``τ``.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    n_t, n_c, d = class_prompts.shape
-    prompts = class_prompts.reshape(n_t * n_c, d)
-    prompt_labels = torch.arange(n_c, device=prompts.device).repeat(n_t)  # template-major rows
-    zero = torch.zeros(len(labels), device=features.device, dtype=features.dtype)
-    terms = {"classification": F.cross_entropy(logits, labels, reduction="none")}
-    pair = scale * features @ class_prompts.mean(0)[labels].T  # (B, B): image i vs the prompt of y_j
-    targets = torch.arange(len(labels), device=features.device)
-    terms["clip"] = 0.5 * (
-        F.cross_entropy(pair, targets, reduction="none") + F.cross_entropy(pair.T, targets, reduction="none")
-    )
-    terms["image"] = _similarity_loss(features, features, labels, labels, pos_weight, neg_weight)
-    terms["crossmodal"] = _similarity_loss(features, prompts, labels, prompt_labels, pos_weight, neg_weight)
-    per_prompt = _similarity_loss(prompts, prompts, prompt_labels, prompt_labels, pos_weight, neg_weight)
-    terms["language"] = per_prompt.view(n_t, n_c).mean(0)[labels]
-    terms["spurious"] = terms["spurious_class"] = zero
-    if spurious_prompts is not None:
-        spur = _normalize(spurious_prompts.reshape(-1, d))
-        cross = (_normalize(features) @ spur.T).abs().mean(1)
-        lang = (_normalize(prompts) @ spur.T).abs().mean(1).view(n_t, n_c).mean(0)[labels]
-        terms["spurious"] = neg_weight * (cross + lang)
-        if weights.get("spurious_class", 0.0) > 0:
-            if attributes is None:
-                raise ConfigError("the spurious-class term needs each training sample's attribute")
-            attr = spurious_prompts.mean(0)
-            attr = attr / attr.norm()  # the Frobenius norm of the (A, d) matrix, as in their code
-            terms["spurious_class"] = F.cross_entropy(scale * features @ attr.T, attributes, reduction="none")
-    total = sum(weights.get(k, 0.0) * terms[k] for k in TERMS)
-    return total, terms
-
-
 def clip_pair(
     in_dim: int, class_text: np.ndarray, spurious_text: np.ndarray | None, proj_dim: int, *, identity: bool
 ) -> Any:
@@ -211,14 +143,14 @@ def clip_pair(
             self.register_buffer("spurious_text", torch.as_tensor(spur, dtype=torch.float32))
 
         def prompts(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-            c = _normalize(self.text_proj(self.class_text))
-            s = _normalize(self.text_proj(self.spurious_text)) if self.spurious_text.numel() else None
+            c = normalize(self.text_proj(self.class_text))
+            s = normalize(self.text_proj(self.spurious_text)) if self.spurious_text.numel() else None
             return c, s
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            f = _normalize(self.image_proj(x))
+            f = normalize(self.image_proj(x))
             c, _ = self.prompts()
-            return self.scale() * f @ _normalize(c.mean(0)).T, f
+            return self.scale() * f @ normalize(c.mean(0)).T, f
 
         def scale(self) -> torch.Tensor:
             """The logit scale τ (at most 100, as CLIP clamps it)."""
