@@ -57,9 +57,10 @@ from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_
 from curate.finetune.contrastive_loss import TERMS, contrastive_loss, normalize
 from curate.finetune.heads import manifest_inputs
 from curate.manifest import Manifest
-from curate.train import TensorBatches, TrainConfig, fit
+from curate.train import TensorBatches, TrainConfig, fit, forward
 
 IMAGE_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.")
+HEAD_EPOCHS = 30  # projections over frozen towers (cheap epochs on embeddings)
 TEXT_TEMPLATES = ("a text about {}.", "a passage about {}.", "a message about {}.")
 
 
@@ -67,10 +68,17 @@ TEXT_TEMPLATES = ("a text about {}.", "a passage about {}.", "a message about {}
 class ContrastiveConfig:
     """Settings; ``spurious``: the attribute values in words (default: the dataset's attribute names);
     ``text_encoder``: the prompt tower (default: the same ``clip:`` model when the embeddings are
-    CLIP's, whose projections then start aligned, else ``minilm``)."""
+    CLIP's, whose projections then start aligned, else ``minilm``). ``backbone``: ``head`` trains the
+    projections over the frozen towers (their ``--freeze_vision --freeze_language
+    --train_projection``); a network spec (``efficientnet-lite0``, ``clip:<model>``, ...) fine-tunes
+    that input tower too, from ``train_from`` on, at ``image_size`` (the network trainer's data path
+    and CPU defaults); the prompt tower stays frozen."""
 
     spurious: tuple[str, ...] = ()
     text_encoder: str | None = None
+    backbone: str = "head"
+    train_from: str = "all"
+    image_size: int | None = None
     templates: tuple[str, ...] | None = None
     classification_weight: float = 0.0
     clip_weight: float = 1.0
@@ -84,7 +92,7 @@ class ContrastiveConfig:
     proj_dim: int = 256
     align_epochs: int = 5
     align_lr: float = 1e-3
-    epochs: int = 30
+    epochs: int | None = None  # projections over frozen towers: 30; a fine-tuned tower: the network trainer's
     optimizer: str = "sgd"
     lr: float = 1e-4
     weight_decay: float = 1e-5
@@ -93,7 +101,7 @@ class ContrastiveConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "proj_dim", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError.bad_param("ContrastiveConfig()", name, "an integer >= 1", getattr(self, name))
         if self.templates is not None and not all("{}" in t for t in self.templates):
             raise ConfigError.bad_param("ContrastiveConfig()", "templates", "strings with a '{}'", self.templates)
@@ -168,7 +176,7 @@ class Contrastive:
         self.weights = {t: float(t == "clip") for t in TERMS} if align_only else cfg.weights()
 
     def step(self, batch: dict[str, Any]) -> dict[str, Any]:
-        logits, feats = self.model(batch["x"])
+        logits, feats = forward(self.model, batch)
         prompts, spur = self.model.prompts()
         loss, _ = contrastive_loss(
             feats,
@@ -187,7 +195,7 @@ class Contrastive:
         return {"loss": total, "logits": logits, "features": feats}
 
 
-def _attributes(table: SampleTable, rows: pl.DataFrame, n_attr: int) -> np.ndarray:
+def attributes_of(table: SampleTable, rows: pl.DataFrame, n_attr: int) -> np.ndarray:
     """Each manifest row's spurious attribute (the dataset's column ``a``), for the spurious-class term.
 
     Raises:
@@ -210,6 +218,35 @@ def _attributes(table: SampleTable, rows: pl.DataFrame, n_attr: int) -> np.ndarr
     return values.astype(np.int64)
 
 
+def prompt_embeddings(
+    table: SampleTable, cfg: ContrastiveConfig, encode_text: Any
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """The frozen prompt tower's ``(T, C, d)`` class prompts and ``(T, A, d)`` attribute prompts, the
+    attribute words and the templates.
+
+    Raises:
+        InputDataError: no class names, or no spurious attributes in words.
+    """
+    if table.label_names is None:
+        raise InputDataError(
+            "the contrastive method needs class names for its prompts",
+            file=table.where,
+            fix="give the dataset label names (dataset.json 'label_names' or a class-name column)",
+        )
+    spurious = tuple(cfg.spurious or table.attribute_names or ())
+    if not spurious:
+        raise InputDataError(
+            "the contrastive method needs the spurious attributes named in language",
+            file=table.where,
+            fix="pass --spurious 'water background' (repeatable), or dataset.json 'attribute_values'",
+        )
+    templates = cfg.templates or (IMAGE_TEMPLATES if table.modality == "image" else TEXT_TEMPLATES)
+    n_t, n_c = len(templates), len(table.label_names)
+    class_text = np.asarray(encode_text(prompt_texts(table.label_names, templates)), np.float32).reshape(n_t, n_c, -1)
+    spur_text = np.asarray(encode_text(prompt_texts(spurious, templates)), np.float32).reshape(n_t, len(spurious), -1)
+    return class_text, spur_text, spurious, templates
+
+
 def prompt_texts(names: tuple[str, ...], templates: tuple[str, ...]) -> list[str]:
     """Template-major prompt strings: ``templates[k].format(names[c])`` at row ``k·C + c``."""
     return [t.format(n) for t in templates for n in names]
@@ -228,12 +265,12 @@ def train_contrastive(request: TrainRequest, cfg: ContrastiveConfig) -> Finetune
     from curate.embed import create_encoder
 
     emb = request.embeddings
-    if emb is None:
+    if emb is None and cfg.backbone == "head":
         raise InputDataError(
             "the contrastive method trains on the workspace's embeddings", file=request.table.where,
-            fix="run `curate embed` first",
+            fix="run `curate embed` first, or fine-tune the input tower (backbone = a network)",
         )  # fmt: skip
-    source = str(emb.meta.get("encoder", ""))
+    source = cfg.backbone if cfg.backbone != "head" else str(emb.meta.get("encoder", "") if emb else "")
     is_clip = source.startswith("clip:")
     spec = cfg.text_encoder or (source if is_clip else "minilm")
     encoder = create_encoder(spec)
@@ -244,6 +281,11 @@ def train_contrastive(request: TrainRequest, cfg: ContrastiveConfig) -> Finetune
         with torch.inference_mode():
             return encoder.encode_text(texts).float().cpu().numpy()
 
+    if cfg.backbone != "head":
+        from curate.finetune.contrastive_network import fit_contrastive_network
+
+        return fit_contrastive_network(request, cfg, encode_text, identity=is_clip and spec == source)
+    assert emb is not None
     result = fit_contrastive(
         request.manifest, request.table, emb, encode_text, cfg, identity=is_clip and spec == source,
         pseudo_groups=request.pseudo_groups, out=request.out, device=request.device, hooks=request.hooks,
@@ -279,30 +321,13 @@ def fit_contrastive(
     """
     import torch
 
-    if table.label_names is None:
-        raise InputDataError(
-            "the contrastive method needs class names for its prompts",
-            file=table.where,
-            fix="give the dataset label names (dataset.json 'label_names' or a class-name column)",
-        )
-    spurious = cfg.spurious or table.attribute_names or ()
-    if not spurious:
-        raise InputDataError(
-            "the contrastive method needs the spurious attributes named in language",
-            file=table.where,
-            fix="pass --spurious 'water background' (repeatable), or dataset.json 'attribute_values'",
-        )
-    templates = cfg.templates or (IMAGE_TEMPLATES if table.modality == "image" else TEXT_TEMPLATES)
-    n_t, n_c = len(templates), len(table.label_names)
-    class_text = np.asarray(encode_text(prompt_texts(table.label_names, templates)), np.float32)
-    class_text = class_text.reshape(n_t, n_c, -1)
-    spur_text = np.asarray(encode_text(prompt_texts(tuple(spurious), templates)), np.float32)
-    spur_text = spur_text.reshape(n_t, len(spurious), -1)
+    class_text, spur_text, spurious, templates = prompt_embeddings(table, cfg, encode_text)
+    n_c = class_text.shape[1]
 
     f = manifest.frame
     extra = {}
     if cfg.spurious_class_weight > 0:
-        extra["attribute"] = torch.from_numpy(_attributes(table, f, len(spurious)))
+        extra["attribute"] = torch.from_numpy(attributes_of(table, f, len(spurious)))
     zero, one = np.zeros(emb.dim, np.float32), np.ones(emb.dim, np.float32)
     x = manifest_inputs(manifest, emb, zero, one)
     y = f[S.LABEL].to_numpy().astype(np.int64)
@@ -349,7 +374,7 @@ def fit_contrastive(
             return model(torch.from_numpy(xs).to(device))[0].argmax(1).cpu().numpy()
 
     tcfg = TrainConfig(
-        epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+        epochs=cfg.epochs or HEAD_EPOCHS, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
         optimizer=cfg.optimizer, seed=cfg.seed,
     )  # fmt: skip
     best = fit_selected(

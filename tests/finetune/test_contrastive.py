@@ -168,3 +168,20 @@ def test_api_with_minilm_and_with_a_tiny_clip(planted, tmp_path: Path) -> None: 
     cemb = api.embed(small, f"clip:{clip}")
     r = api.contrastive(small, cemb, api.select("keep-all", small), ContrastiveConfig(epochs=1, spurious=("red",)))
     assert r.config["spurious"] == ["red"] and 0.0 <= r.test.acc_wg <= 1.0
+
+
+def test_the_input_tower_fine_tuned(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A network backbone trains the tower with the pair: the tower's weights move, dynamics are recorded."""
+    from curate.finetune import TrainRequest, train
+
+    table = api.make_benchmark("digits-color", tmp_path / "d", n_train=80, n_val_per_group=4, n_test_per_group=4)
+    cfg = ContrastiveConfig(backbone="efficientnet-lite0", image_size=32, epochs=2, align_epochs=1, batch_size=32)
+    r = train("contrastive", TrainRequest(table, api.select("oracle", table), out=tmp_path / "run"), cfg)
+    assert r.config["backbone"] == "efficientnet-lite0" and r.config["image_size"] == 32
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "checkpoint.pt", weights_only=True)
+    from curate.embed import create_backbone
+
+    init = create_backbone("efficientnet-lite0").build(2, image_size=32).state_dict()
+    moved = [k for k, v in ckpt["model"].items() if k.startswith("net.body.") and not torch.equal(v, init[k[4:]])]
+    assert moved  # the tower itself was fine-tuned
+    assert (tmp_path / "run" / "dynamics" / "run=0").is_dir() and 0.0 <= r.test.acc_wg <= 1.0
