@@ -55,13 +55,12 @@ from curate.eval import evaluate_predictions
 from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
 from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame, selection_score
 from curate.finetune.contrastive_loss import TERMS, contrastive_loss, normalize
+from curate.finetune.contrastive_prompts import attributes_of, prompt_embeddings
 from curate.finetune.heads import manifest_inputs
 from curate.manifest import Manifest
 from curate.train import TensorBatches, TrainConfig, fit, forward
 
-IMAGE_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.")
 HEAD_EPOCHS = 30  # projections over frozen towers (cheap epochs on embeddings)
-TEXT_TEMPLATES = ("a text about {}.", "a passage about {}.", "a message about {}.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,63 +192,6 @@ class Contrastive:
         w = batch.get("weight")
         total = loss.mean() if w is None else (loss * w).sum() / w.sum()
         return {"loss": total, "logits": logits, "features": feats}
-
-
-def attributes_of(table: SampleTable, rows: pl.DataFrame, n_attr: int) -> np.ndarray:
-    """Each manifest row's spurious attribute (the dataset's column ``a``), for the spurious-class term.
-
-    Raises:
-        InputDataError: the dataset has no attribute column, or a value beyond the named attributes.
-    """
-    if S.ATTR not in table.frame.columns:
-        raise InputDataError(
-            "the spurious-class term of the contrastive method needs each train sample's attribute "
-            f"(column {S.ATTR!r})",
-            file=table.where,
-            fix="add the attribute column, or set spurious_class_weight = 0 in [finetune]",
-        )
-    a = rows.select(S.SAMPLE_ID).join(table.frame.select(S.SAMPLE_ID, S.ATTR), on=S.SAMPLE_ID, how="left")
-    values = a[S.ATTR].to_numpy()
-    if a[S.ATTR].null_count() or values.min() < 0 or values.max() >= n_attr:
-        raise InputDataError(
-            f"attribute values must be 0..{n_attr - 1}, one per named attribute", file=table.where,
-            column=S.ATTR, fix="name every attribute value (--spurious, repeatable)",
-        )  # fmt: skip
-    return values.astype(np.int64)
-
-
-def prompt_embeddings(
-    table: SampleTable, cfg: ContrastiveConfig, encode_text: Any
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
-    """The frozen prompt tower's ``(T, C, d)`` class prompts and ``(T, A, d)`` attribute prompts, the
-    attribute words and the templates.
-
-    Raises:
-        InputDataError: no class names, or no spurious attributes in words.
-    """
-    if table.label_names is None:
-        raise InputDataError(
-            "the contrastive method needs class names for its prompts",
-            file=table.where,
-            fix="give the dataset label names (dataset.json 'label_names' or a class-name column)",
-        )
-    spurious = tuple(cfg.spurious or table.attribute_names or ())
-    if not spurious:
-        raise InputDataError(
-            "the contrastive method needs the spurious attributes named in language",
-            file=table.where,
-            fix="pass --spurious 'water background' (repeatable), or dataset.json 'attribute_values'",
-        )
-    templates = cfg.templates or (IMAGE_TEMPLATES if table.modality == "image" else TEXT_TEMPLATES)
-    n_t, n_c = len(templates), len(table.label_names)
-    class_text = np.asarray(encode_text(prompt_texts(table.label_names, templates)), np.float32).reshape(n_t, n_c, -1)
-    spur_text = np.asarray(encode_text(prompt_texts(spurious, templates)), np.float32).reshape(n_t, len(spurious), -1)
-    return class_text, spur_text, spurious, templates
-
-
-def prompt_texts(names: tuple[str, ...], templates: tuple[str, ...]) -> list[str]:
-    """Template-major prompt strings: ``templates[k].format(names[c])`` at row ``k·C + c``."""
-    return [t.format(n) for t in templates for n in names]
 
 
 def train_contrastive(request: TrainRequest, cfg: ContrastiveConfig) -> FinetuneResult:

@@ -22,7 +22,8 @@ from curate.eval import evaluate_predictions
 from curate.finetune._base import FinetuneResult, TrainRequest
 from curate.finetune._loop import claim_run, eval_ids, fit_selected, prediction_frame, selection_score, unique_rows
 from curate.finetune.config import FinetuneConfig
-from curate.finetune.contrastive import Contrastive, ContrastiveConfig, attributes_of, clip_pair, prompt_embeddings
+from curate.finetune.contrastive import Contrastive, ContrastiveConfig, clip_pair
+from curate.finetune.contrastive_prompts import attributes_of, prompt_embeddings
 from curate.finetune.network import NetworkInputs, build_network, network_settings, predictor, run_key
 from curate.manifest import ManifestDataset
 from curate.train import LoaderBatches, fit

@@ -12,7 +12,8 @@ import torch
 
 from curate import api
 from curate.finetune import ContrastiveConfig, clip_pair, contrastive_loss
-from curate.finetune.contrastive import TERMS, fit_contrastive, prompt_texts
+from curate.finetune.contrastive import TERMS, fit_contrastive
+from curate.finetune.contrastive_prompts import prompt_texts
 
 
 def test_every_term_equals_a_hand_computation_2x2() -> None:
