@@ -1,5 +1,6 @@
 """Layer 1: load datasets into a ``SampleTable``, check them, and build the built-in benchmarks."""
 
+from curate.data import published  # noqa: F401  (registers the published layouts)
 from curate.data.adapters import DATASET_FORMATS, RawTable
 from curate.data.benchmarks import BENCHMARKS, BenchmarkConfig, write_benchmark
 from curate.data.integrity import Problem, find_problems
