@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+# User text (ids, paths, TOML names) is printed literally: no markup, no highlighting; errors never wrap.
+console = Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 def frame_table(df: pl.DataFrame, title: str | None = None) -> Table:
@@ -17,7 +18,7 @@ def frame_table(df: pl.DataFrame, title: str | None = None) -> Table:
     for c in df.columns:
         t.add_column(c, justify="right" if df.schema[c].is_numeric() else "left")
     for row in df.iter_rows():
-        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else escape(str(v)) for v in row])
+        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else Text(str(v)) for v in row])
     return t
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
 
 import polars as pl
 import typer
+from rich.text import Text
 
 from cli import curation, datasets, pipeline, signals, train
 from cli._render import console, err_console, show
@@ -19,6 +22,7 @@ app = typer.Typer(
     help="Find and remove spurious correlations from training data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is literal: "[embed]" is a TOML table, not markup
 )
 app.add_typer(datasets.app, name="datasets")
 app.command()(signals.embed)
@@ -37,7 +41,10 @@ app.command()(pipeline.run)
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
+    debug: bool = typer.Option(False, "--debug", help="on an error, print the Python traceback too"),
+) -> None:
     setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
@@ -59,24 +66,72 @@ def list_(what: str = typer.Argument(..., help="a registry: " + ", ".join(api.re
         console.print(name)
 
 
-def main() -> None:
-    """Console-script entry point: run the app, turning a ``CurateError`` into one line and an exit code."""
-    try:
-        app(standalone_mode=False)
-    except CurateError as e:
-        err_console.print(f"[bold red]error:[/bold red] {e}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """click's exception base classes: the installed typer may vendor its own click."""
+    import click
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
+    kinds: list[type[BaseException]] = [click.exceptions.ClickException]
+    vendored = getattr(getattr(typer, "_click", None), "exceptions", None)
+    if vendored is not None and vendored.ClickException is not click.exceptions.ClickException:
+        kinds.append(vendored.ClickException)
+    return tuple(kinds)
+
+
+def _usage_line(e: BaseException) -> str:
+    """One line for a click usage error: the message, then where to read the usage."""
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    ctx = getattr(e, "ctx", None)
+    where = f"`{ctx.command_path} --help`" if ctx is not None else "`curate --help`"
+    return f"{' '.join(message.split())} (see {where})"
+
+
+def _os_line(e: OSError) -> str:
+    """One line for an OS error: what failed and on which path."""
+    what = e.strerror or type(e).__name__
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    return f"{what}: {' -> '.join(map(str, paths))}" if paths else str(e) or what
+
+
+def error_line(e: BaseException) -> tuple[str, int]:
+    """The one error line and exit code for any exception escaping a command (2 for usage errors)."""
+    if isinstance(e, CurateError):
+        return str(e), e.exit_code
+    if isinstance(e, _click_exceptions()):
+        code = int(getattr(e, "exit_code", 2))
+        return _usage_line(e), 2 if code == 2 else code
+    if isinstance(e, OSError):
+        return _os_line(e), 1
+    if isinstance(e, MemoryError):
+        return "out of memory; lower the batch size or the data size", 1
+    return f"internal error ({type(e).__name__}: {e}); rerun with --debug and report the traceback", 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point and the CLI's one error boundary: every error becomes one line on
+    stderr and an exit code != 0 (2 for usage errors); ``--debug`` adds the traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("CURATE_DEBUG") == "1"
+    try:
+        rv = app(args=args, prog_name="curate", standalone_mode=False)
+    except SystemExit:
         raise
+    except BrokenPipeError:  # `curate ... | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except (KeyboardInterrupt, typer.Abort):
+        err_console.print("interrupted", style="bold red")
+        sys.exit(130)
+    except BaseException as e:
+        exit_ = getattr(sys.modules.get("click"), "exceptions", None)
+        if (exit_ is not None and isinstance(e, exit_.Exit)) or type(e).__name__ == "Exit":
+            sys.exit(int(getattr(e, "exit_code", 0)))
+        if debug:
+            traceback.print_exception(e)
+        line, code = error_line(e)
+        err_console.print(Text("error: ", style="bold red") + Text(line))
+        sys.exit(code)
+    if isinstance(rv, int) and rv:  # a command's ctx.exit(n) under standalone_mode=False
+        sys.exit(rv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import typer
 from cli._render import console, show
 from curate import api
 
-app = typer.Typer(help="List, build and check datasets.", no_args_is_help=True)
+app = typer.Typer(help="List, build and check datasets.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def parse_columns(spec: str | None) -> dict[str, str] | None:
@@ -70,5 +70,5 @@ def check(
     opts = {k: v for k, v in (("target", target), ("spurious", spurious)) if v is not None}
     table, report = api.check_dataset(path, format=format, columns=parse_columns(columns), skip_bad=skip_bad, **opts)
     if report.dropped:
-        console.print(f"[yellow]dropped {len(report.dropped)} bad rows[/yellow]")
+        console.print(f"dropped {len(report.dropped)} bad rows", style="yellow")
     show(api.group_counts(table), f"{table.name} ({report.format} layout): {len(table)} samples, OK")

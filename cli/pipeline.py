@@ -40,7 +40,7 @@ def run(
     rows = []
     for m in method:
         folder = out / m if len(method) > 1 else out
-        console.print(f"[bold]{m}[/bold] -> {folder}")
+        console.print(f"{m} -> {folder}", style="bold")
         metrics = api.run(
             table,
             method=m,
