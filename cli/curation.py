@@ -45,7 +45,9 @@ def _select(
         )
 
 
-OUT = typer.Option(..., "--out", "-o", help="manifest path (.parquet, .csv or .jsonl)")
+OUT = typer.Option(
+    ..., "--out", "-o", help="manifest path (.parquet; or .csv / .jsonl, with the provenance in PATH.json)"
+)
 DETECTOR = typer.Option(None, "--detector", "-d", help="which saved discovery (default: the only one)")
 FORMAT = typer.Option(None, "--format", help="parquet, csv or jsonl (default: from the suffix)")
 SEED = typer.Option(0, help="seed")
@@ -124,5 +126,5 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="target path"),
     format: str | None = FORMAT,
 ) -> None:
-    """Re-write a manifest as Parquet, CSV or JSONL (with its provenance sidecar)."""
+    """Re-write a manifest as Parquet, CSV or JSONL with its provenance (checked against its rows first)."""
     console.print(f"wrote {api.export_manifest(manifest, out, format=format)}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from curate.manifest import read_manifest
 from tests.embed import tiny_models
 from tests.test_cli import run
 
@@ -44,7 +45,7 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         out = tmp_path / "m" / f"{k}-{args[0]}.parquet"
         r = run(*args, "--out", str(out))
         assert r.returncode == 0, (args, r.stderr)
-        assert out.exists() and out.with_suffix(".json").exists()
+        assert out.exists() and read_manifest(out).provenance["method"]  # embedded: no sidecar
     r = run(
         "finetune",
         str(ws),

@@ -1,6 +1,8 @@
 """Atomic writes: a temp file (or folder) beside the target, then ``os.replace``.
 
-A crash leaves either the old file or the new one, never half of one.
+A crash leaves either the old file or the new one, never half of one. A target that cannot be
+written (a file where its folder should be, a read-only folder, a folder in its place) is an
+:class:`InputDataError` naming the target, raised before anything is created.
 """
 
 from __future__ import annotations
@@ -14,7 +16,44 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from curate.errors import OutputExistsError
+from curate.errors import InputDataError, OutputExistsError
+
+PICK_ANOTHER = "pick another output path (--out)"
+
+
+def _unwritable(target: Path, what: str, e: OSError) -> InputDataError:
+    """The one error for an OS refusal to write ``target``: what failed and why, in words."""
+    return InputDataError(f"cannot {what} ({e.strerror or type(e).__name__})", file=target, fix=PICK_ANOTHER)
+
+
+def prepare_target(target: str | Path, *, folder: bool = False) -> Path:
+    """Check that ``target`` can be written and create its parent folders.
+
+    Args:
+        target: the file (or, with ``folder``, the folder) about to be written.
+        folder: ``target`` is a folder (an existing file in its place is an error).
+
+    Raises:
+        InputDataError: a file stands where a folder of the path should be, ``target`` is a folder
+            (a file when ``folder``), or the parent folder cannot be created.
+    """
+    target = Path(target)
+    for up in (target.parent, *target.parent.parents):
+        if up.exists():
+            if not up.is_dir():
+                raise InputDataError(
+                    f"{up} is a file, not a folder, so nothing can be written under it", file=target, fix=PICK_ANOTHER
+                )
+            break
+    if not folder and target.is_dir():
+        raise InputDataError("is a folder; a file was expected", file=target, fix=PICK_ANOTHER)
+    if folder and target.exists() and not target.is_dir():
+        raise InputDataError("is a file; a folder was expected", file=target, fix=PICK_ANOTHER)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unwritable(target, f"create the folder {target.parent}", e) from e
+    return target
 
 
 @contextlib.contextmanager
@@ -22,15 +61,25 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
     """Yield a temp path next to ``target``; on success it is renamed onto ``target``.
 
     Example: ``with atomic_path(out) as tmp: frame.write_parquet(tmp)``.
+
+    Raises:
+        InputDataError: ``target`` cannot be written (see :func:`prepare_target`).
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp", dir=target.parent)
+    target = prepare_target(target)
+    try:
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp", dir=target.parent
+        )
+    except OSError as e:
+        raise _unwritable(target, f"write in {target.parent}", e) from e
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            raise _unwritable(target, "replace it", e) from e
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -42,12 +91,16 @@ def atomic_dir(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]
 
     Raises:
         OutputExistsError: ``target`` exists, is not empty and ``overwrite`` is false.
+        InputDataError: ``target`` cannot be written (see :func:`prepare_target`).
     """
     target = Path(target)
-    if target.exists() and any(target.iterdir()) and not overwrite:
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise OutputExistsError(f"{target} exists and is not empty; pass --overwrite or pick another --out")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".incomplete", dir=target.parent))
+    prepare_target(target, folder=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".incomplete", dir=target.parent))
+    except OSError as e:
+        raise _unwritable(target, f"write in {target.parent}", e) from e
     try:
         yield tmp
         if target.exists():

@@ -16,7 +16,7 @@ from curate.data.table import SampleTable
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError
 from curate.eval import EvalResult, evaluate_predictions
-from curate.manifest import Manifest
+from curate.manifest import Manifest, check_against_dataset
 
 SELECT_ON = ("val-groups", "pseudo-groups", "classes")
 
@@ -57,6 +57,7 @@ class TrainRequest:
     def __post_init__(self) -> None:
         if self.select_on not in SELECT_ON:
             raise ConfigError.bad_param("TrainRequest()", "select_on", f"one of {SELECT_ON}", self.select_on)
+        check_against_dataset(self.manifest, self.table.frame)  # ids known, labels not contradicted
 
     def score_val(self, predictions: pl.DataFrame) -> EvalResult:
         """Validation result of ``[sample_id, prediction]`` over the groups ``select_on`` names (model selection)."""
