@@ -6,23 +6,20 @@ from pathlib import Path
 
 import typer
 
+from cli._options import (
+    AllowOutsideOpt,
+    ColumnsOpt,
+    DatasetOptions,
+    FormatOpt,
+    SkipBadOpt,
+    SpuriousOpt,
+    TargetOpt,
+    load_data,
+)
 from cli._render import console, show
 from curate import api
 
 app = typer.Typer(help="List, build and check datasets.", no_args_is_help=True, rich_markup_mode=None)
-
-
-def parse_columns(spec: str | None) -> dict[str, str] | None:
-    """``"sample_id=img_id,label=y"`` → ``{"sample_id": "img_id", "label": "y"}``."""
-    if not spec:
-        return None
-    out = {}
-    for part in spec.split(","):
-        if "=" not in part:
-            raise typer.BadParameter(f"expected canonical=column, got {part!r}", param_hint="--columns")
-        k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
 
 
 @app.command("list")
@@ -60,15 +57,23 @@ def make(
 @app.command()
 def check(
     path: Path = typer.Argument(..., help="metadata.csv, a table file, or a dataset folder"),
-    format: str = typer.Option("auto", "--format", "-f", help="layout (see `curate datasets list`)"),
-    columns: str | None = typer.Option(None, help="column map for tables: sample_id=id,label=y,path=file"),
-    skip_bad: bool = typer.Option(False, help="drop bad rows (each is reported) instead of failing"),
-    target: str | None = typer.Option(None, help="CelebA: target attribute"),
-    spurious: str | None = typer.Option(None, help="CelebA: spurious attribute"),
+    format: FormatOpt = "auto",
+    columns: ColumnsOpt = None,
+    target: TargetOpt = None,
+    spurious: SpuriousOpt = None,
+    skip_bad: SkipBadOpt = False,
+    allow_outside_root: AllowOutsideOpt = False,
 ) -> None:
-    """Read a dataset, check every row and file, and print its group × split table."""
-    opts = {k: v for k, v in (("target", target), ("spurious", spurious)) if v is not None}
-    table, report = api.check_dataset(path, format=format, columns=parse_columns(columns), skip_bad=skip_bad, **opts)
+    """Read a dataset, check every row and decode every image, and print its group × split table."""
+    opts = DatasetOptions(
+        format=format,
+        columns=columns,
+        target=target,
+        spurious=spurious,
+        skip_bad=skip_bad,
+        allow_outside_root=allow_outside_root,
+    )
+    table, report = load_data(path, opts)
     if report.dropped:
         console.print(f"dropped {len(report.dropped)} bad rows", style="yellow")
     show(api.group_counts(table), f"{table.name} ({report.format} layout): {len(table)} samples, OK")

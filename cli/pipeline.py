@@ -6,6 +6,16 @@ from pathlib import Path
 
 import typer
 
+from cli._options import (
+    AllowOutsideOpt,
+    ColumnsOpt,
+    DatasetOptions,
+    FormatOpt,
+    SkipBadOpt,
+    SpuriousOpt,
+    TargetOpt,
+    load_data,
+)
 from cli._render import console, show
 from curate import api
 
@@ -33,10 +43,24 @@ def run(
         help="model selection's worst-group accuracy on val over: val-groups (true, as the papers), "
         "pseudo-groups or classes (no group labels anywhere)",
     ),
+    format: FormatOpt = "auto",
+    columns: ColumnsOpt = None,
+    target: TargetOpt = None,
+    spurious: SpuriousOpt = None,
+    skip_bad: SkipBadOpt = False,
+    allow_outside_root: AllowOutsideOpt = False,
 ) -> None:
     """Run curation end to end and report worst-group accuracy on the test split."""
     settings = api.read_run_config(config) if config is not None else None
-    table = api.load_dataset(data)
+    opts = DatasetOptions(
+        format=format,
+        columns=columns,
+        target=target,
+        spurious=spurious,
+        skip_bad=skip_bad,
+        allow_outside_root=allow_outside_root,
+    )
+    table, _ = load_data(data, opts)
     rows = []
     for m in method:
         folder = out / m if len(method) > 1 else out

@@ -7,30 +7,53 @@ from pathlib import Path
 import polars as pl
 import typer
 
+from cli._options import (
+    AllowOutsideOpt,
+    ColumnsOpt,
+    DatasetOptions,
+    FormatOpt,
+    SkipBadOpt,
+    SpuriousOpt,
+    TargetOpt,
+    load_data,
+)
 from cli._render import console, show
 from curate import api
 
 
-def _table(data: Path, format: str, skip_bad: bool):  # type: ignore[no-untyped-def]
+def _table(data: Path, opts: DatasetOptions) -> api.SampleTable:
+    """The workspace's dataset when ``data`` is a workspace, else the dataset read with ``opts``."""
     ws = api.Workspace(data)
-    return ws.table() if ws.exists else api.load_dataset(data, format=format, skip_bad=skip_bad)
+    return ws.table() if ws.exists else load_data(data, opts)[0]
 
 
 def embed(
     data: Path = typer.Argument(..., help="dataset (metadata.csv, table, folder) or an existing workspace"),
     encoder: str = typer.Option("minilm", "--encoder", "-e", help="encoder spec (see `curate list encoders`)"),
     out: Path = typer.Option(..., "--out", "-o", help="workspace folder"),
-    format: str = typer.Option("auto", "--format", "-f", help="dataset layout"),
+    format: FormatOpt = "auto",
+    columns: ColumnsOpt = None,
+    target: TargetOpt = None,
+    spurious: SpuriousOpt = None,
+    skip_bad: SkipBadOpt = False,
+    allow_outside_root: AllowOutsideOpt = False,
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
     batch_size: int = typer.Option(64, help="samples per forward pass"),
     num_workers: int = typer.Option(0, help="DataLoader workers for image decoding"),
     float16: bool = typer.Option(False, help="store float16 on disk"),
     cache: bool = typer.Option(True, help="reuse a cached result (--no-cache recomputes)"),
-    skip_bad: bool = typer.Option(False, help="drop bad rows instead of failing"),
     engine: str = typer.Option("local", help="local, or ray (Ray Data actors; RAY_ADDRESS or a local cluster)"),
 ) -> None:
     """Embed every sample with a pretrained encoder into the workspace (cached by content)."""
-    table = _table(data, format, skip_bad)
+    opts = DatasetOptions(
+        format=format,
+        columns=columns,
+        target=target,
+        spurious=spurious,
+        skip_bad=skip_bad,
+        allow_outside_root=allow_outside_root,
+    )
+    table = _table(data, opts)
     emb = api.embed(
         table,
         encoder,

@@ -12,6 +12,23 @@ from cli._render import console, show
 from curate import api
 
 
+def _check_method(method: str) -> None:
+    """Refuse an unknown ``--method`` before any work, with the closest name and every valid one.
+
+    Raises:
+        UnknownNameError: not a fine-tune method (a ``curate run`` method is pointed there).
+    """
+    names = api.FINETUNE_METHODS.names()
+    if method in names:
+        return
+    from curate.errors import UnknownNameError, did_you_mean
+
+    hint = f"; {method!r} is a `curate run -m {method}` method" if method in api.RUN_METHODS else ""
+    raise UnknownNameError(
+        f"unknown fine-tune method {method!r}{did_you_mean(method, names)}{hint} (valid: {', '.join(names)})"
+    )
+
+
 def finetune(
     workspace: Path = typer.Argument(..., help="workspace (holds the dataset; heads also need `curate embed`)"),
     manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest to train on"),
@@ -41,6 +58,7 @@ def finetune(
     seed: int = typer.Option(0, help="seed"),
 ) -> None:
     """Train on a manifest's rows (a head, or the pretrained network fine-tuned) and evaluate it on val and test."""
+    _check_method(method)
     needs_embeddings = method in ("contrastive", "dispel") or (backbone == "head" and method != "masktune")
     if needs_embeddings:
         table, emb, _, _ = api.workspace_signals(workspace, encoder)

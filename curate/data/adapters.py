@@ -10,6 +10,7 @@ published benchmarks' layouts (SubpopBench, Waterbirds, CelebA, CivilComments) a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import polars as pl
 
 from curate._core import schema as S
 from curate._core.registry import Registry
-from curate.data.integrity import IMAGE_EXTENSIONS, ROW
+from curate.data.integrity import IMAGE_EXTENSIONS, ROW, raw_column
 from curate.errors import ConfigError, InputDataError
 
 
@@ -47,6 +48,8 @@ class Format:
     sniff: Callable[[Path], bool]
     description: str
 
+
+logger = logging.getLogger(__name__)
 
 DATASET_FORMATS: Registry[Format] = Registry("format")
 
@@ -83,18 +86,31 @@ def _header(path: Path) -> list[str]:
         return []
 
 
+def _user_columns(df: pl.DataFrame) -> list[str]:
+    """The file's own column names (without the private ``_row``), for messages."""
+    return [c for c in df.columns if c != ROW]
+
+
 def _require(df: pl.DataFrame, cols: tuple[str, ...], source: Path, layout: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise InputDataError(
-            f"missing columns {missing} for the {layout} layout (has {df.columns})",
+            f"missing columns {missing} for the {layout} layout (has {_user_columns(df)})",
             file=source,
             fix=f"use a {layout} file or pick another --format",
         )
 
 
 def _as_int(col: str) -> pl.Expr:
-    return pl.col(col).cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
+    """``col`` as Int64: integers and integral floats (``"1"``, ``"1.0"``); anything else
+    (``"1.5"``, ``"x"``, empty) is null, never rounded (the integrity checks then name the row)."""
+    f = pl.col(col).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    return pl.when(f == f.round(0)).then(f.cast(pl.Int64, strict=False)).otherwise(None)
+
+
+def _raw(col: str, canonical: str) -> pl.Expr:
+    """``col`` as read (text), kept as ``_raw_<canonical>`` so a bad value is reported as written."""
+    return pl.col(col).cast(pl.String).alias(raw_column(canonical))
 
 
 def _split_expr(col: str) -> pl.Expr:
@@ -120,8 +136,34 @@ def _folder_and_file(path: Path, default: str) -> tuple[Path, Path]:
 
 
 # --------------------------------------------------------------------------- ImageFolder
+IMAGEFOLDER_LAYOUT = "root/<class>/<image> (or root/train|val|test/<class>/<image>)"
+IMAGEFOLDER_FIX = f"arrange the images as {IMAGEFOLDER_LAYOUT}, one folder per class, or pass a metadata file"
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+
+
+def flat_image_folder(path: Path) -> InputDataError | None:
+    """The error for a folder that holds images but no class sub-folders (None otherwise)."""
+    if not path.is_dir() or (path / METADATA).exists() or any(d.is_dir() for d in path.iterdir()):
+        return None
+    n = len(_images_in(path))
+    if not n:
+        return None
+    return InputDataError(
+        f"{n} images but no class sub-folders: an image folder needs one folder per class",
+        file=path,
+        fix=IMAGEFOLDER_FIX,
+    )
+
+
 def read_imagefolder(path: Path) -> RawTable:
-    """An ImageFolder tree: ``root/[train|val|test/]<class>/<image>``; classes sorted by name."""
+    """An ImageFolder tree: ``root/[train|val|test/]<class>/<image>``; classes sorted by name.
+
+    Raises:
+        InputDataError: not a folder, no class folders (a flat folder of images) or a single class.
+    """
     if not path.is_dir():
         raise InputDataError(f"not a folder: {path}", file=path, fix="point at the ImageFolder root")
     split_dirs = {
@@ -132,7 +174,16 @@ def read_imagefolder(path: Path) -> RawTable:
     tops = split_dirs or {"train": path}
     classes = sorted({c.name for top in tops.values() for c in top.iterdir() if c.is_dir()})
     if not classes:
-        raise InputDataError("no class folders found", file=path, fix="use root/<class>/<image> layout")
+        raise flat_image_folder(path) or InputDataError("no class folders found", file=path, fix=IMAGEFOLDER_FIX)
+    if len(classes) == 1:
+        raise InputDataError(
+            f"only one class folder ({classes[0]!r}): a classifier needs at least two classes",
+            file=path,
+            fix=IMAGEFOLDER_FIX,
+        )
+    loose = sum(len(_images_in(top)) for top in tops.values())
+    if loose:
+        logger.warning("%s: ignored %d images outside the class folders (expected %s)", path, loose, IMAGEFOLDER_LAYOUT)
     rows = []
     for split, top in sorted(tops.items()):
         for y, cls in enumerate(classes):
@@ -189,7 +240,7 @@ def read_table(path: Path, *, columns: Mapping[str, str] | None = None, root: Pa
             )
         if theirs not in df.columns:
             raise InputDataError(
-                f"column {theirs!r} (mapped to {canon!r}) not found; has {df.columns}",
+                f"column {theirs!r} (mapped to {canon!r}) not found; has {_user_columns(df)}",
                 file=path,
                 fix="fix the column map (--columns canonical=theirs,...)",
             )
@@ -198,35 +249,37 @@ def read_table(path: Path, *, columns: Mapping[str, str] | None = None, root: Pa
     for need in (S.SAMPLE_ID, S.LABEL, S.SPLIT):
         if need not in df.columns:
             raise InputDataError(
-                f"no {need!r} column (has {df.columns})", file=path, fix=f"map one with --columns {need}=<your column>"
+                f"no {need!r} column (has {_user_columns(df)})",
+                file=path,
+                fix=f"map one with --columns {need}=<your column>",
             )
     src = S.TEXT if S.TEXT in df.columns else S.PATH
     if src not in df.columns:
         raise InputDataError(
-            f"no 'path' or 'text' column (has {df.columns})",
+            f"no 'path' or 'text' column (has {_user_columns(df)})",
             file=path,
             fix="map one with --columns path=<col> or text=<col>",
         )
     label_names: tuple[str, ...] | None = None
     lab = df[S.LABEL].cast(pl.String)
-    as_int = lab.cast(pl.Float64, strict=False)
-    if as_int.null_count() > lab.null_count():  # class names, not integers
+    as_float = lab.str.strip_chars().cast(pl.Float64, strict=False)
+    if as_float.null_count() > lab.null_count():  # class names, not numbers
         label_names = tuple(sorted(lab.drop_nulls().unique().to_list()))
         df = df.with_columns(
             lab.replace_strict({n: i for i, n in enumerate(label_names)}, return_dtype=pl.Int64, default=None).alias(
                 S.LABEL
             )
         )
-    else:
-        df = df.with_columns(as_int.cast(pl.Int64, strict=False).alias(S.LABEL))
+    else:  # numbers: integers only (a label 1.5 is an error, not class 1)
+        df = df.with_columns(_raw(S.LABEL, S.LABEL), _as_int(S.LABEL).alias(S.LABEL))
     keep = [ROW, S.SAMPLE_ID, S.LABEL, S.SPLIT, src]
     df = df.with_columns(pl.col(S.SAMPLE_ID).cast(pl.String), _split_expr(S.SPLIT), pl.col(src).cast(pl.String))
     extra = [c for c in df.columns if c not in keep]
     out = df.select(*keep, *extra)
     if S.GROUP in out.columns:
-        out = out.with_columns(_as_int(S.GROUP).alias(S.GROUP))
+        out = out.with_columns(_raw(S.GROUP, S.GROUP), _as_int(S.GROUP).alias(S.GROUP))
     elif S.ATTR in out.columns:
-        out = out.with_columns(_as_int(S.ATTR).alias(S.ATTR))
+        out = out.with_columns(_raw(S.ATTR, S.ATTR), _as_int(S.ATTR).alias(S.ATTR))
         out, _ = _with_groups(out)
     base = root or path.parent
     return RawTable(out, str(path), None if src == S.TEXT else base, path.stem, label_names)

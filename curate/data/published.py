@@ -23,6 +23,7 @@ from curate.data.adapters import (
     _folder_and_file,
     _group_names,
     _header,
+    _raw,
     _read_csv,
     _require,
     _split_expr,
@@ -62,6 +63,8 @@ def read_subpopbench(path: Path, *, root: Path | None = None) -> RawTable:
         _split_expr("split"),
         _as_int("a").alias(S.ATTR),
         *([pl.col("text").alias(S.TEXT)] if has_text else [pl.col("filename").alias(S.PATH)]),
+        _raw("y", S.LABEL),
+        _raw("a", S.ATTR),
     )
     df, n_attr = _with_groups(df)
     side = folder / SIDECAR
@@ -101,6 +104,8 @@ def read_waterbirds(path: Path, *, root: Path | None = None) -> RawTable:
         _split_expr("split"),
         _as_int("place").alias(S.ATTR),
         pl.col("img_filename").alias(S.PATH),
+        _raw("y", S.LABEL),
+        _raw("place", S.ATTR),
     ).with_columns(pl.col(S.ATTR).alias("place"))
     df, _ = _with_groups(df)
     labels = ("landbird", "waterbird")

@@ -37,9 +37,40 @@ RUN_KEY = "run.key"
 
 logger = logging.getLogger(__name__)
 
+_WARNED_MISSING: set[tuple[str, tuple[int, ...]]] = set()  # (dataset, groups): warned once per process
+
+
+def missing_val_groups(table: SampleTable) -> list[int]:
+    """Groups with train or test samples but none in val (ignored by val worst-group accuracy)."""
+    if not table.has_groups:
+        return []
+    f = table.frame
+    val = set(f.filter(pl.col(S.SPLIT) == "val")[S.GROUP].unique().to_list())
+    other = set(f.filter(pl.col(S.SPLIT) != "val")[S.GROUP].unique().to_list())
+    return sorted(other - val)
+
+
+def warn_missing_val_groups(table: SampleTable) -> None:
+    """Log once (per dataset and process, not per epoch or per grid point) that val lacks some
+    groups, so that worst-group model selection on val groups cannot see them."""
+    missing = missing_val_groups(table)
+    key = (table.where, tuple(missing))
+    if not missing or key in _WARNED_MISSING:
+        return
+    _WARNED_MISSING.add(key)
+    names = ", ".join(f"{g} ({table.group_name(g)})" for g in missing)
+    logger.warning(
+        "%s: the val split has no samples of group(s) %s; worst-group accuracy on val (and model selection "
+        "on val groups) ignores them: add val samples of every group, or select on classes "
+        "(`curate run --select-on classes`)",
+        table.where,
+        names,
+    )
+
 
 def eval_ids(table: SampleTable) -> tuple[list[str], list[str]]:
-    """The val and test sample ids every method selects and evaluates on.
+    """The val and test sample ids every method selects and evaluates on (warns once when val lacks
+    a group; see :func:`warn_missing_val_groups`).
 
     Raises:
         InputDataError: either split is empty.
@@ -48,6 +79,7 @@ def eval_ids(table: SampleTable) -> tuple[list[str], list[str]]:
     test = table.split("test").frame[S.SAMPLE_ID].to_list()
     if not val or not test:
         raise InputDataError("fine-tuning needs non-empty val and test splits", file=table.where)
+    warn_missing_val_groups(table)
     return val, test
 
 

@@ -161,3 +161,33 @@ def test_sidecar_names_and_unknown_format(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputDataError, match="cannot tell the dataset layout"):
         api.load_dataset(tmp_path / "notes.txt")
+
+
+def test_flat_image_folder_names_the_expected_layout(tmp_path: Path) -> None:
+    for k in range(3):
+        png(tmp_path / "flat" / f"{k}.png")
+    for fmt in ("auto", "imagefolder"):
+        with pytest.raises(
+            InputDataError, match=r"3 images but no class sub-folders.*root/<class>/<image>.*metadata file"
+        ):
+            api.load_dataset(tmp_path / "flat", format=fmt)
+
+
+def test_single_class_folder_is_refused(tmp_path: Path) -> None:
+    png(tmp_path / "one" / "cats" / "a.png")
+    png(tmp_path / "one" / "cats" / "b.png")
+    with pytest.raises(InputDataError, match=r"only one class folder \('cats'\).*at least two classes"):
+        api.load_dataset(tmp_path / "one")
+    png(tmp_path / "split" / "train" / "cats" / "a.png")
+    png(tmp_path / "split" / "val" / "cats" / "b.png")
+    with pytest.raises(InputDataError, match="only one class folder"):
+        api.load_dataset(tmp_path / "split")
+
+
+def test_loose_images_beside_class_folders_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    png(tmp_path / "d" / "cat" / "a.png")
+    png(tmp_path / "d" / "dog" / "b.png")
+    png(tmp_path / "d" / "stray.png")
+    with caplog.at_level("WARNING", logger="curate"):
+        t = api.load_dataset(tmp_path / "d")
+    assert len(t) == 2 and "ignored 1 images outside the class folders" in caplog.text

@@ -33,8 +33,17 @@ def test_plan_counts_properties(n_train: int, strength: float, n_val: int, n_tes
 def test_plan_counts_rejects_bad_params() -> None:
     with pytest.raises(ConfigError, match="'spurious_strength' must be a float in \\[0.5, 1\\]; got 1.5"):
         plan_counts(100, 1.5, 1, 1)
-    with pytest.raises(ConfigError, match="'n_train' must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"'n_train' \(--n-train\) must be an integer >= 1"):
         plan_counts(0, 0.9, 1, 1)
+
+
+@pytest.mark.parametrize("size", ["n_train", "n_val_per_group", "n_test_per_group"])
+@pytest.mark.parametrize("value", [0, -3])
+def test_zero_or_negative_size_is_refused_not_defaulted(tmp_path: Path, size: str, value: int) -> None:
+    flag = "--" + size.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"'{size}' \\({flag}\\) must be an integer >= 1; got {value}"):
+        api.make_benchmark("digits-color", tmp_path / "b", **{size: value})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_assign_is_disjoint_and_reports_shortage() -> None:

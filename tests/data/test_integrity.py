@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from curate import api
-from curate.errors import InputDataError
+from curate.errors import ConfigError, InputDataError
 
 
 def write(tmp_path: Path, rows: list[tuple], *, images: bool = True) -> Path:
@@ -63,7 +63,7 @@ def test_label_outside_classes(tmp_path: Path) -> None:
         api.load_dataset(meta)
     rows = [*GOOD, ("s3", "img/3.png", 1, "cat", 0)]
     write(tmp_path, rows)
-    with pytest.raises(InputDataError, match=r"row 4 .*label is missing or not an integer"):
+    with pytest.raises(InputDataError, match=r"row 4 .*label 'cat' is not an integer class index"):
         api.load_dataset(meta)
 
 
@@ -114,3 +114,94 @@ def test_label_outside_named_classes(tmp_path: Path) -> None:
     (tmp_path / "dataset.json").write_text(json.dumps({"label_names": ["neg", "pos"]}))
     with pytest.raises(InputDataError, match=r"row 4 .*label 2 is outside the classes \(0..1\)"):
         api.load_dataset(meta)
+
+
+def test_fractional_label_is_an_error_not_rounded(tmp_path: Path) -> None:
+    meta = write(tmp_path, [*GOOD, ("s3", "img/3.png", 1, "1.5", 0)])
+    with pytest.raises(InputDataError) as e:
+        api.load_dataset(meta)
+    assert e.value.row == 4 and e.value.column == "label" and e.value.sample_id == "s3"
+    assert "label '1.5' is not an integer class index" in str(e.value) and "--skip-bad" in str(e.value)
+    table, report = api.check_dataset(meta, skip_bad=True)
+    assert "s3" not in table.frame["sample_id"].to_list() and [p.row for p in report.dropped] == [4]
+    write(tmp_path, [*GOOD, ("s3", "img/3.png", 1, "1.0", 0)])  # an integral float is that integer
+    assert api.load_dataset(meta).frame.filter(pl.col("sample_id") == "s3")["label"].to_list() == [1]
+    assert not [c for c in api.load_dataset(meta).frame.columns if c.startswith("_")]
+
+
+def test_fractional_label_in_a_table(tmp_path: Path) -> None:
+    pl.DataFrame({"sid": ["a", "b"], "y": [0.0, 1.5], "split": ["train", "train"], "text": ["x", "y"]}).write_parquet(
+        tmp_path / "d.parquet"
+    )
+    with pytest.raises(InputDataError, match=r"row 2 \(sample_id 'b'\) column 'label': label '1.5' is not an integer"):
+        api.load_dataset(tmp_path / "d.parquet", columns={"sample_id": "sid", "label": "y"})
+
+
+def test_fractional_attribute_is_an_error(tmp_path: Path) -> None:
+    meta = write(tmp_path, [*GOOD, ("s3", "img/3.png", 1, 1, "0.5")])
+    with pytest.raises(InputDataError, match=r"row 4 \(sample_id 's3'\) column 'a': a '0.5' is not an integer"):
+        api.load_dataset(meta)
+
+
+def test_text_file_listed_as_image_is_decoded_and_refused(tmp_path: Path) -> None:
+    meta = write(tmp_path, GOOD)
+    (tmp_path / "notes.txt").write_text("not an image")
+    write(tmp_path, [*GOOD, ("s3", "notes.txt", 1, 0, 0)], images=False)
+    with pytest.raises(InputDataError, match=r"row 4 .*unreadable image at .*notes.txt"):
+        api.load_dataset(meta)
+
+
+def test_truncated_jpeg_is_decoded(tmp_path: Path) -> None:
+    meta = write(tmp_path, [("s0", "img/0.jpg", 0, 0, 0), ("s1", "img/1.png", 0, 1, 1)], images=False)
+    (tmp_path / "img").mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "img/0.jpg", quality=95)
+    Image.fromarray(np.zeros((3, 3, 3), dtype=np.uint8)).save(tmp_path / "img/1.png")
+    data = (tmp_path / "img/0.jpg").read_bytes()
+    (tmp_path / "img/0.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputDataError, match=r"row 1 .*unreadable image"):
+        api.load_dataset(meta)
+
+
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
+def test_paths_outside_the_root_are_refused_unless_allowed(tmp_path: Path, kind: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.zeros((3, 3, 3), dtype=np.uint8)).save(outside)
+    rel = {"parent": "../outside.png", "absolute": str(outside), "symlink": "img/link.png"}[kind]
+    write(data, GOOD)
+    meta = write(data, [*GOOD, ("s3", rel, 1, 0, 0)], images=False)
+    if kind == "symlink":
+        (data / "img/link.png").symlink_to(outside)
+    with pytest.raises(InputDataError) as e:
+        api.load_dataset(meta)
+    assert e.value.row == 4 and e.value.column == "path" and e.value.file == str(meta)
+    assert "is outside the dataset root" in str(e.value) and "--allow-outside-root" in str(e.value)
+    table = api.load_dataset(meta, allow_outside_root=True)
+    assert len(table) == 4
+
+
+def test_outside_root_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curate.data import integrity
+
+    opened: list[Path] = []
+    real = integrity._image_problem
+    monkeypatch.setattr(integrity, "_image_problem", lambda p: opened.append(p) or real(p))
+    write(tmp_path, GOOD)
+    meta = write(tmp_path, [*GOOD, ("s3", "../elsewhere.png", 1, 0, 0)], images=False)
+    report = api.check_dataset(meta, skip_bad=True)[1]
+    assert [p.row for p in report.dropped] == [4]
+    assert all(p.name != "elsewhere.png" for p in opened) and len(opened) == 3
+
+
+def test_option_the_layout_does_not_take(tmp_path: Path) -> None:
+    meta = write(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match=r"'target' \(--target\) does not apply to the subpopbench layout"):
+        api.load_dataset(meta, target="Male")
+
+
+def test_column_map_reads_a_sniffed_file_as_a_table(tmp_path: Path) -> None:
+    meta = write(tmp_path, GOOD)
+    t = api.check_dataset(meta, columns={"sample_id": "id", "label": "y", "path": "filename"})
+    assert t[1].format == "table" and t[0].frame["label"].to_list() == [0, 1, 1]

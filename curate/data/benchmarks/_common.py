@@ -74,7 +74,8 @@ def plan_counts(
         raise ConfigError.bad_param(where, "spurious_strength", "a float in [0.5, 1]", strength)
     for name, v in (("n_train", n_train), ("n_val_per_group", n_val_per_group), ("n_test_per_group", n_test_per_group)):
         if v < 1:
-            raise ConfigError.bad_param(where, name, "an integer >= 1", v)
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{where}: {name!r} ({flag}) must be an integer >= 1; got {v!r}.")
     counts: dict[tuple[str, int, int], int] = {}
     for y in range(N_CLASSES):
         n_c = n_train // N_CLASSES + (1 if y < n_train % N_CLASSES else 0)
@@ -141,14 +142,15 @@ class Benchmark:
     source: str
 
     def resolve(self, cfg: BenchmarkConfig) -> BenchmarkConfig:
-        """``cfg`` with every ``None`` size replaced by this benchmark's default."""
+        """``cfg`` with every ``None`` size replaced by this benchmark's default (a 0 stays 0 and is
+        refused by :func:`plan_counts`, never replaced)."""
         n_train, n_val, n_test = self.defaults
         return BenchmarkConfig(
             seed=cfg.seed,
             spurious_strength=cfg.spurious_strength,
-            n_train=cfg.n_train or n_train,
-            n_val_per_group=cfg.n_val_per_group or n_val,
-            n_test_per_group=cfg.n_test_per_group or n_test,
+            n_train=n_train if cfg.n_train is None else cfg.n_train,
+            n_val_per_group=n_val if cfg.n_val_per_group is None else cfg.n_val_per_group,
+            n_test_per_group=n_test if cfg.n_test_per_group is None else cfg.n_test_per_group,
         )
 
     def group_names(self) -> list[str]:
@@ -179,8 +181,10 @@ def write_benchmark(
     from curate._core.seed import rng as make_rng
 
     cfg = bench.resolve(cfg)
-    assert cfg.n_train and cfg.n_val_per_group and cfg.n_test_per_group
-    counts = plan_counts(cfg.n_train, cfg.spurious_strength, cfg.n_val_per_group, cfg.n_test_per_group)
+    n_train, n_val, n_test = cfg.n_train, cfg.n_val_per_group, cfg.n_test_per_group
+    if n_train is None or n_val is None or n_test is None:  # resolve() fills every size
+        raise ConfigError(f"make_benchmark(): {bench.name} has no default size")
+    counts = plan_counts(n_train, cfg.spurious_strength, n_val, n_test)
     pools, render = bench.prepare()
     items = assign(pools, counts, make_rng(cfg.seed, bench.name, "assign"), what=bench.name)
     draw = make_rng(cfg.seed, bench.name, "render")
