@@ -137,6 +137,10 @@ def manifest_frame(rows: pl.DataFrame) -> pl.DataFrame:
     return out.select([pl.col(c).cast(t) for c, t in MANIFEST_SCHEMA.items()])
 
 
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 def check_against_dataset(manifest: Manifest, dataset: pl.DataFrame) -> None:
     """Check a manifest against the dataset it is applied to, by ``sample_id``.
 
@@ -161,7 +165,7 @@ def check_against_dataset(manifest: Manifest, dataset: pl.DataFrame) -> None:
             r = stray.row(0, named=True)
             what = "id" if col == S.SAMPLE_ID else f"mixing partner {r[MIX_WITH]!r}"
             raise IdMismatchError(
-                f"{what} is not in the dataset ({stray.height} rows name ids it lacks)",
+                f"{what} is not in the dataset ({_rows(stray.height)} of {rows.height} name ids it lacks)",
                 file=where,
                 row=r["_row"],
                 sample_id=r[S.SAMPLE_ID],
@@ -180,7 +184,7 @@ def check_against_dataset(manifest: Manifest, dataset: pl.DataFrame) -> None:
             r = wrong.row(0, named=True)
             raise InputDataError(
                 f"{col} {r[col]} contradicts the dataset's {col} {r['_theirs']} for this id "
-                f"({wrong.height} rows disagree)",
+                f"({_rows(wrong.height)} of {rows.height} disagree)",
                 file=where,
                 row=r["_row"],
                 sample_id=r[S.SAMPLE_ID],
