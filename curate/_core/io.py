@@ -8,6 +8,7 @@ written (a file where its folder should be, a read-only folder, a folder in its 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -56,6 +57,30 @@ def prepare_target(target: str | Path, *, folder: bool = False) -> Path:
     return target
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clear_stale_temps(target: Path) -> None:
+    """Remove the temp files that a killed writer of ``target`` left next to it (``.<name>.<pid>.*``
+    of a process that no longer runs); another live writer's temp file is left alone."""
+    for p in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        pid = p.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path next to ``target``; on success it is renamed onto ``target``.
@@ -66,9 +91,10 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
         InputDataError: ``target`` cannot be written (see :func:`prepare_target`).
     """
     target = prepare_target(target)
+    clear_stale_temps(target)
     try:
         fd, name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp", dir=target.parent
+            prefix=f".{target.name}.{os.getpid()}.", suffix=suffix or target.suffix or ".tmp", dir=target.parent
         )
     except OSError as e:
         raise _unwritable(target, f"write in {target.parent}", e) from e
@@ -97,14 +123,15 @@ def atomic_dir(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise OutputExistsError(f"{target} exists and is not empty; pass --overwrite or pick another --out")
     prepare_target(target, folder=True)
+    clear_stale_temps(target)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".incomplete", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".incomplete", dir=target.parent))
     except OSError as e:
         raise _unwritable(target, f"write in {target.parent}", e) from e
     try:
         yield tmp
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            old = target.with_name(f".{target.name}.{os.getpid()}.old")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

@@ -81,7 +81,7 @@ class Registry(Generic[T]):
             valid = self.names()
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, [*valid, *self._aliases])} "
-                f"(valid: {', '.join(valid)}; see `curate list {self.kind}s`)"
+                f"(valid: {', '.join(valid)}; see `curate list {self.kind.replace(' ', '-')}s`)"
             )
         return self._entries[key]
 
