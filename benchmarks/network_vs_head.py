@@ -68,13 +68,17 @@ def main() -> None:
                     key = hashlib.sha256(json.dumps([version, name, method, backbone, seed]).encode()).hexdigest()[:10]
                     out = args.work / name / f"{method}-{backbone}-seed{seed}-{key}"
                     done = out / "metrics.json"
-                    if done.exists() and "wall_s" in (m := json.loads(done.read_text())):
-                        metrics = m
+                    if done.exists():  # a run folder is swapped in whole: metrics.json means finished
+                        metrics = json.loads(done.read_text())
                     else:
                         metrics = api.run(
                             table, method=method, out=out, encoder=ENCODER, seed=seed, workspace=ws,
                             device="cpu", backbone=backbone,
                         )  # fmt: skip
+                    timing = out / "timing.json"  # timings live apart from metrics.json (older runs: inside)
+                    metrics["wall_s"] = (
+                        json.loads(timing.read_text())["wall_s"] if timing.exists() else metrics["wall_s"]
+                    )
                     runs.append(metrics)
                     print(f"{name} {method} {backbone} seed {seed}: acc_wg {metrics['acc_wg']:.4f} "
                           f"acc_avg {metrics['acc_avg']:.4f} ({metrics['wall_s']:.0f} s)", flush=True)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -52,6 +53,16 @@ def run(
 ) -> None:
     """Run curation end to end and report worst-group accuracy on the test split."""
     settings = api.read_run_config(config) if config is not None else None
+    # every name and option is checked before the dataset is read, and the dataset before any work
+    options: dict[str, Any] = {
+        "encoder": encoder,
+        "device": device,
+        "backbone": backbone,
+        "select_on": select_on,
+        "seed": seed,
+    }
+    folders = [out / m if len(method) > 1 else out for m in method]
+    api.check_run(method, config=settings, **options, outs=folders)
     opts = DatasetOptions(
         format=format,
         columns=columns,
@@ -61,21 +72,20 @@ def run(
         allow_outside_root=allow_outside_root,
     )
     table, _ = load_data(data, opts)
-    rows = []
-    for m in method:
-        folder = out / m if len(method) > 1 else out
-        console.print(f"{m} -> {folder}", style="bold")
-        metrics = api.run(
-            table,
-            method=m,
-            out=folder,
-            encoder=encoder,
-            seed=seed,
-            config=settings,
-            workspace=workspace,
-            device=device,
-            backbone=backbone,
-            select_on=select_on,
-        )
-        rows.append(metrics)
+    api.check_run(method, config=settings, **options, table=table)
+    with api.run_lock(out):  # a second run into --out fails here, at once
+        rows = [_run_one(table, m, f, settings, workspace, options) for m, f in zip(method, folders, strict=True)]
     show(api.run_table(rows), f"{table.name}: test worst-group accuracy (seed {seed})")
+
+
+def _run_one(
+    table: Any,
+    m: str,
+    folder: Path,
+    settings: dict[str, dict[str, Any]] | None,
+    workspace: Path | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """One method's run into ``folder``: its metrics."""
+    console.print(f"{m} -> {folder}", style="bold")
+    return api.run(table, method=m, out=folder, config=settings, workspace=workspace, **options)

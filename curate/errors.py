@@ -25,8 +25,13 @@ class ConfigError(CurateError, ValueError):
 
     @classmethod
     def bad_param(cls, where: str, name: str, expected: str, got: object) -> ConfigError:
-        """Build the one message shape for a bad parameter."""
-        return cls(f"{where}: {name!r} must be {expected}; got {got!r}.")
+        """Build the one message shape for a bad parameter (``param`` and ``expected`` kept on it)."""
+        err = cls(f"{where}: {name!r} must be {expected}; got {got!r}.")
+        err.param, err.expected = name, expected
+        return err
+
+    param: str | None = None
+    expected: str | None = None
 
 
 class UnknownNameError(CurateError, KeyError):

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from curate import api
-from curate.errors import ConfigError, InputDataError
+from curate.errors import ConfigError, InputDataError, UnknownNameError
 from tests.embed import tiny_models
 from tests.test_cli import run as cli
 
@@ -100,7 +100,7 @@ def test_run_rejects_bad_settings(digits_dir: Path, tmp_path: Path) -> None:
     table = api.load_dataset(digits_dir)
     with pytest.raises(ConfigError, match="unknown section"):
         api.run(table, method="erm", out=tmp_path / "x", config={"train": {}})
-    with pytest.raises(ConfigError, match="method"):
+    with pytest.raises(UnknownNameError, match="did you mean 'erm'"):
         api.run(table, method="ermm", out=tmp_path / "x")
     with pytest.raises(ConfigError, match=r"\[finetune\]"):
         api.run(table, method="erm", out=tmp_path / "x", config={"finetune": {"epoch": 3}}, encoder="nope")

@@ -3,6 +3,11 @@
 An entry lives at ``<root>/<stage>/<sha256(version, parts)>/`` and is written in a temp folder
 that is renamed into place, so a crash never leaves a half entry. Inputs that cannot be hashed
 are an error, never a random key.
+
+An entry is marked done by ``.complete``, which records the size and a checksum of the first and
+last :data:`EDGE_BYTES` of every file in it. A hit checks them (a stat and two small reads per
+file), so an entry damaged later (a truncated ``embeddings.npy``, a file edited or removed by hand)
+is recomputed with a warning instead of crashing the stage that reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 CACHE_ENV = "CURATE_CACHE_DIR"
 _CHUNK = 1 << 20
+COMPLETE = ".complete"
+EDGE_BYTES = 1 << 16  # checksummed at each end of a file: cheap on a hit, catches truncation and damage
 
 
 def cache_root() -> Path:
@@ -87,6 +94,71 @@ def stage_dir(stage: str, version: int, *parts: Any, root: Path | None = None) -
     return (root or cache_root()) / stage / fingerprint(stage, version, *parts)
 
 
+def _edges_digest(path: Path, size: int) -> str:
+    """sha256 of the first and last :data:`EDGE_BYTES` of a file of ``size`` bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(EDGE_BYTES))
+        if size > EDGE_BYTES:
+            f.seek(max(EDGE_BYTES, size - EDGE_BYTES))
+            h.update(f.read(EDGE_BYTES))
+    return h.hexdigest()
+
+
+def _inventory(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file of an entry (but the marker): relative path -> size and edge checksum."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != COMPLETE:
+            size = p.stat().st_size
+            out[p.relative_to(folder).as_posix()] = {"size": size, "edges": _edges_digest(p, size)}
+    return out
+
+
+def seal_entry(folder: Path, stage: str, version: int) -> None:
+    """Mark ``folder`` as a finished entry, recording its files' sizes and checksums."""
+    marker = {"stage": stage, "version": version, "files": _inventory(folder)}
+    (folder / COMPLETE).write_text(json.dumps(marker, sort_keys=True))
+
+
+def entry_problem(folder: Path) -> str | None:
+    """Why the finished entry in ``folder`` cannot be trusted (a file missing, resized or changed),
+    or None when it is intact. An entry sealed before files were recorded is taken as it is."""
+    try:
+        marker = json.loads((folder / COMPLETE).read_text())
+    except (OSError, ValueError) as e:
+        return f"unreadable {COMPLETE} ({e})"
+    files = marker.get("files") if isinstance(marker, dict) else None
+    if not isinstance(files, dict):
+        return None
+    for rel, want in files.items():
+        path = folder / rel
+        try:
+            size = path.stat().st_size
+            if size != want.get("size"):
+                return f"{rel} is {size} bytes, {want.get('size')} when written"
+            if _edges_digest(path, size) != want.get("edges"):
+                return f"{rel} changed since it was written"
+        except OSError:
+            return f"{rel} is missing"
+    return None
+
+
+def _hit(stage: str, target: Path, enabled: bool) -> bool:
+    """Whether ``target`` is a usable finished entry; a damaged one is logged and un-marked."""
+    if not (enabled and (target / COMPLETE).exists()):
+        return False
+    problem = entry_problem(target)
+    if problem is None:
+        logger.info("loaded cached %s %s from %s", stage, target.name[:12], target.parent)  # 12 of the 64 hex
+        return True
+    logger.warning(
+        "cached %s %s in %s is damaged (%s): recomputing it", stage, target.name[:12], target.parent, problem
+    )
+    (target / COMPLETE).unlink(missing_ok=True)
+    return False
+
+
 def cached_stage(
     stage: str,
     version: int,
@@ -97,6 +169,8 @@ def cached_stage(
     root: Path | None = None,
 ) -> Path:
     """Return a cache folder for ``parts``, running ``compute(tmp_folder)`` only on a miss.
+
+    A finished entry whose files no longer match what was written is recomputed (with a warning).
 
     Args:
         stage: stage name (``"embed"``).
@@ -110,13 +184,11 @@ def cached_stage(
         The entry's folder.
     """
     target = stage_dir(stage, version, *parts, root=root)
-    done = target / ".complete"
-    if enabled and done.exists():
-        logger.info("loaded cached %s from %s", stage, target)
+    if _hit(stage, target, enabled):
         return target
     with atomic_dir(target, overwrite=True) as tmp:
         compute(tmp)
-        (tmp / ".complete").write_text(json.dumps({"stage": stage, "version": version}))
+        seal_entry(tmp, stage, version)
     return target
 
 
@@ -131,18 +203,18 @@ def resumable_stage(
 ) -> Path:
     """Like :func:`cached_stage` for long stages that write shards: ``compute`` works in the final
     folder (each shard atomically, skipping the ones already there), and the entry counts as done
-    only once ``compute`` returns. An interrupted call resumes from the finished shards.
+    only once ``compute`` returns. An interrupted call resumes from the finished shards; a finished
+    entry found damaged is removed and computed again from the start.
     """
     import shutil
 
     target = stage_dir(stage, version, *parts, root=root)
-    done = target / ".complete"
-    if enabled and done.exists():
-        logger.info("loaded cached %s from %s", stage, target)
+    damaged = enabled and (target / COMPLETE).exists()
+    if _hit(stage, target, enabled):
         return target
-    if not enabled and target.exists():
+    if (damaged or not enabled) and target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
     compute(target)
-    done.write_text(json.dumps({"stage": stage, "version": version}))
+    seal_entry(target, stage, version)
     return target

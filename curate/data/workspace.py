@@ -8,11 +8,18 @@ Layout::
 
 Each stage is also a plain function on in-memory objects; the workspace only decides where its
 output lives, so reruns are cache hits and an interrupted stage leaves nothing half-written.
+
+``workspace.json`` is read, changed and written under a file lock (``WS/.workspace.lock``), so
+processes recording outputs at the same time never lose each other's entries. A stage binds the
+workspace to its dataset only once it has finished (:meth:`Workspace.bind`, then
+:meth:`Workspace.record`): a stage that fails on bad data leaves the workspace free for the fixed data.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ from curate.errors import InputDataError
 
 WORKSPACE_FILE = "workspace.json"
 DATASET_FILE = "dataset.parquet"
+LOCK_FILE = ".workspace.lock"
 
 
 class Workspace:
@@ -31,6 +39,16 @@ class Workspace:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._pending: SampleTable | None = None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the workspace's file lock (blocking) while reading and rewriting ``workspace.json``."""
+        from filelock import FileLock
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.path / LOCK_FILE):
+            yield
 
     @property
     def exists(self) -> bool:
@@ -47,20 +65,44 @@ class Workspace:
         info: dict[str, Any] = json.loads((self.path / WORKSPACE_FILE).read_text())
         return info
 
+    def check(self, table: SampleTable) -> Workspace:
+        """Raise unless this workspace is new or already holds ``table`` (writes nothing).
+
+        Raises:
+            InputDataError: the workspace already holds another dataset.
+        """
+        if self.exists and self._info()["dataset"]["fingerprint"] != table.fingerprint():
+            raise InputDataError(
+                "this workspace holds another dataset",
+                file=self.path,
+                fix="pick a new --out folder for a new dataset",
+            )
+        return self
+
+    def bind(self, table: SampleTable) -> Workspace:
+        """Check ``table`` against this workspace now and store it with the first :meth:`record`,
+        i.e. once a stage on it has finished (a failed stage leaves the workspace unbound).
+
+        Raises:
+            InputDataError: the workspace already holds another dataset.
+        """
+        self.check(table)
+        self._pending = table
+        return self
+
     def attach(self, table: SampleTable) -> Workspace:
         """Store ``table`` as this workspace's dataset (once; a different dataset is an error).
 
         Raises:
             InputDataError: the workspace already holds another dataset.
         """
+        with self._locked():
+            return self._attach(table)
+
+    def _attach(self, table: SampleTable) -> Workspace:
         fp = table.fingerprint()
         if self.exists:
-            if self._info()["dataset"]["fingerprint"] != fp:
-                raise InputDataError(
-                    "this workspace holds another dataset",
-                    file=self.path,
-                    fix="pick a new --out folder for a new dataset",
-                )
+            self.check(table)
             return self
         self.path.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path / DATASET_FILE) as tmp:
@@ -97,10 +139,18 @@ class Workspace:
         )
 
     def record(self, stage: str, name: str, folder: Path, **meta: Any) -> None:
-        """Remember ``folder`` as the latest ``stage`` output called ``name`` (e.g. embed/minilm)."""
-        info = self._info()
-        info["outputs"].setdefault(stage, {})[name] = {"path": str(folder.relative_to(self.path)), **meta}
-        write_json_atomic(self.path / WORKSPACE_FILE, info)
+        """Remember ``folder`` as the latest ``stage`` output called ``name`` (e.g. embed/minilm).
+
+        The index is updated under the workspace's lock, so concurrent writers keep every entry; a
+        dataset passed to :meth:`bind` is stored first.
+        """
+        with self._locked():
+            if self._pending is not None:
+                self._attach(self._pending)
+                self._pending = None
+            info = self._info()
+            info["outputs"].setdefault(stage, {})[name] = {"path": str(folder.relative_to(self.path)), **meta}
+            write_json_atomic(self.path / WORKSPACE_FILE, info)
 
     def lookup(self, stage: str, name: str | None = None) -> Path:
         """Folder of the latest ``stage`` output called ``name`` (the only one when ``name`` is None).

@@ -97,14 +97,33 @@ class EmbeddingTable:
 
     @classmethod
     def load(cls, folder: str | Path, *, mmap: bool = False) -> EmbeddingTable:
-        """Read a table written by :meth:`save` (float16 on disk is returned as float32 unless ``mmap``)."""
+        """Read a table written by :meth:`save` (float16 on disk is returned as float32 unless ``mmap``).
+
+        Raises:
+            InputDataError: a file is missing, truncated or unreadable, or the matrix's shape is not
+                the one recorded in ``meta.json`` (names the file; the fix is to recompute).
+        """
         folder = Path(folder)
+        fix = "recompute the embeddings (`curate embed ... --no-cache`)"
         for name in (MATRIX_FILE, IDS_FILE):
             if not (folder / name).exists():
                 raise InputDataError(f"missing {name}", file=folder, fix="run `curate embed` first")
-        matrix = np.load(folder / MATRIX_FILE, mmap_mode="r" if mmap else None)
+        try:
+            matrix = np.load(folder / MATRIX_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise InputDataError(f"cannot read the embedding matrix ({e})", file=folder / MATRIX_FILE, fix=fix) from e
         if not mmap and matrix.dtype != np.float32:
             matrix = matrix.astype(np.float32)
-        ids = pl.read_parquet(folder / IDS_FILE)[S.SAMPLE_ID]
-        meta = json.loads((folder / META_FILE).read_text()) if (folder / META_FILE).exists() else {}
+        try:
+            ids = pl.read_parquet(folder / IDS_FILE)[S.SAMPLE_ID]
+            meta = json.loads((folder / META_FILE).read_text()) if (folder / META_FILE).exists() else {}
+        except (OSError, ValueError, pl.exceptions.PolarsError) as e:
+            raise InputDataError(f"cannot read the embedding ids or meta ({e})", file=folder, fix=fix) from e
+        shape = meta.get("shape")
+        if shape is not None and list(matrix.shape) != list(shape):
+            raise InputDataError(
+                f"the embedding matrix has shape {list(matrix.shape)}, {list(shape)} when written",
+                file=folder / MATRIX_FILE,
+                fix=fix,
+            )
         return cls(ids, matrix, {**meta, "source": str(folder)})

@@ -2,6 +2,8 @@
 made on validation (detector, selection grid) and ``run``, the whole pipeline."""
 
 from curate.pipeline._common import version
+from curate.pipeline._run_config import RUN_SECTIONS
+from curate.pipeline._run_folder import run_lock
 from curate.pipeline.data import (
     check_dataset,
     group_counts,
@@ -34,8 +36,8 @@ from curate.pipeline.run import (
     BACKBONES,
     DEFAULT_ENCODERS,
     RUN_METHODS,
-    RUN_SECTIONS,
     RUN_STAGES,
+    check_run,
     read_run_config,
     run,
     run_table,
@@ -58,6 +60,7 @@ __all__ = [
     "backbone_of",
     "balance",
     "check_dataset",
+    "check_run",
     "cluster",
     "contrastive",
     "detect",
@@ -82,6 +85,7 @@ __all__ = [
     "record_network_dynamics",
     "report",
     "run",
+    "run_lock",
     "run_table",
     "save_discovery",
     "score",

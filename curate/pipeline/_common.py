@@ -23,9 +23,16 @@ def as_workspace(workspace: str | Path | Workspace) -> Workspace:
 
 
 def stage_root(workspace: str | Path | Workspace | None, table: SampleTable) -> tuple[Path | None, Workspace | None]:
-    """The cache root of a stage (the workspace folder, with ``table`` attached; None: the global cache)."""
+    """The cache root of a stage (the workspace folder; None: the global cache) and its workspace.
+
+    The workspace is checked against ``table`` now but bound to it only by the stage's
+    ``ws.record(...)``, once the stage has finished: a stage that fails leaves it untouched.
+
+    Raises:
+        InputDataError: the workspace already holds another dataset.
+    """
     if workspace is None:
         return None, None
     ws = as_workspace(workspace)
-    ws.attach(table)
+    ws.bind(table)
     return ws.path, ws

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from curate._core.cache import resumable_stage
@@ -9,16 +10,19 @@ from curate._core.device import resolve_device
 from curate._core.engine import check_engine
 from curate.data import SampleTable
 from curate.data.workspace import Workspace
-from curate.embed import EmbeddingTable, create_encoder
+from curate.embed import EmbeddingTable, create_encoder, default_encoder
 from curate.embed.shards import SHARD_SIZE, embed_sharded
+from curate.errors import InputDataError
 from curate.pipeline._common import stage_root
+
+logger = logging.getLogger(__name__)
 
 EMBED_VERSION = 1
 
 
 def embed(
     table: SampleTable,
-    encoder: str = "minilm",
+    encoder: str | None = None,
     *,
     device: str = "auto",
     batch_size: int = 64,
@@ -40,7 +44,8 @@ def embed(
 
     Args:
         table: the dataset.
-        encoder: an encoder spec (``minilm``, ``efficientnet-lite0``, ``hf-text:PATH``, ...).
+        encoder: an encoder spec (``minilm``, ``efficientnet-lite0``, ``hf-text:PATH``, ...); ``None``: the
+            default for the table's modality (``efficientnet-lite0`` for images, ``minilm`` for text).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: samples per forward pass.
         num_workers: DataLoader workers for image decoding.
@@ -60,6 +65,7 @@ def embed(
     """
     check_engine(engine, "embed()")
     dev = resolve_device(device)
+    encoder = encoder or default_encoder(table.modality)
     enc = create_encoder(encoder)
     enc.check_modality(table.modality)
     precision = "fp16-autocast" if dev.startswith("cuda") else "fp32"
@@ -81,6 +87,12 @@ def embed(
         )
 
     folder = resumable_stage("embed", EMBED_VERSION, parts, compute, enabled=cache, root=root)
+    try:
+        result = EmbeddingTable.load(folder, mmap=mmap)
+    except InputDataError as e:  # an entry sealed before entries were verified, damaged since
+        logger.warning("cached embeddings at %s cannot be read (%s): recomputing them", folder, e)
+        folder = resumable_stage("embed", EMBED_VERSION, parts, compute, enabled=False, root=root)
+        result = EmbeddingTable.load(folder, mmap=mmap)
     if ws is not None:
-        ws.record("embed", encoder, folder)
-    return EmbeddingTable.load(folder, mmap=mmap)
+        ws.record("embed", encoder, folder)  # binds the workspace to the table: only once embedded
+    return result

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,14 @@ from curate.data import SampleTable
 from curate.data.workspace import Workspace
 from curate.detect import CONFLICT
 from curate.dynamics import ProxyConfig
-from curate.errors import ConfigError, InputDataError
+from curate.embed import DEFAULT_ENCODERS, create_encoder
+from curate.errors import ConfigError, InputDataError, UnknownNameError, did_you_mean
 from curate.eval import write_report
 from curate.finetune import ContrastiveConfig, DispelConfig, FinetuneConfig, MaskTuneConfig, TrainRequest, train
 from curate.finetune.network import check_network
 from curate.manifest import write_manifest
+from curate.pipeline._run_config import build, check_run_config, own_fields
+from curate.pipeline._run_folder import building, check_out, run_lock
 from curate.pipeline.data import load_dataset
 from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect, detection_auroc
 from curate.pipeline.dynamics import record_dynamics, record_network_dynamics
@@ -65,39 +68,53 @@ RUN_METHODS: dict[str, tuple[str, str, str]] = {
 }
 LABEL_FREE_TRAINING = (NO_GROUPS, PSEUDO)
 RUN_DETECTORS = {"jtt": "jtt", "spare": "spare"}  # methods defined on their own discovery; the rest: auto
-RUN_SECTIONS = ("embed", "dynamics", "detect", "select", "finetune")
 PSEUDO_GROUP_SELECTIONS = ("balance", "prune", "mix")
 RUN_STAGES = ("load", "embed", "dynamics", "detect", "select", "finetune", "report")
-DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "minilm"}
 BACKBONES = ("auto", "network", "head")
+METRICS_FILE = "metrics.json"
+TIMING_FILE = "timing.json"  # wall times, apart from metrics.json so that reruns are byte-equal
 
 
 def read_run_config(path: str | Path) -> dict[str, dict[str, Any]]:
     """A ``curate run --config`` TOML file: tables ``[embed]``, ``[dynamics]``, ``[detect]``,
-    ``[select]``, ``[finetune]`` whose keys are the fields of that stage's config."""
+    ``[select]``, ``[finetune]`` whose keys are the fields of that stage's config.
+
+    Raises:
+        InputDataError: the file cannot be read or is not TOML (names the file and the line).
+        ConfigError: an unknown section or key (with the closest valid name), or a bad value, named by
+            section and key: ``[select] fraction: expected a float in (0, 1), got "half"``.
+    """
     import tomllib
 
     file = Path(path)
     try:
         cfg = tomllib.loads(file.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputDataError(f"cannot read the run config ({e})", file=file, fix="write a valid TOML file") from e
-    return check_sections(cfg, str(file))
+    return check_run_config(cfg, str(file))
 
 
 def check_sections(cfg: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
-    """Every section of a run config, empty where absent; an unknown section is an error."""
-    for key, value in cfg.items():
-        if key not in RUN_SECTIONS or not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: unknown section [{key}]; the sections are {', '.join(RUN_SECTIONS)}")
-    return {k: dict(cfg.get(k, {})) for k in RUN_SECTIONS}
+    """Every section of a run config, empty where absent, each key and value checked
+    (see :func:`curate.pipeline._run_config.check_run_config`)."""
+    return check_run_config(cfg, where)
 
 
 def _make(cls: Any, section: str, fields: dict[str, Any], **defaults: Any) -> Any:
-    try:
-        return cls(**(defaults | fields))
-    except TypeError as e:
-        raise ConfigError(f"[{section}]: {e} (the fields are those of {cls.__name__})") from e
+    return build(cls, section, fields, "run config", **defaults)
+
+
+def check_method(method: str) -> str:
+    """``method`` if it is one of :data:`RUN_METHODS`.
+
+    Raises:
+        UnknownNameError: not a run method (with the closest one and the list).
+    """
+    if method not in RUN_METHODS:
+        raise UnknownNameError(
+            f"unknown method {method!r}{did_you_mean(method, RUN_METHODS)} (valid: {', '.join(RUN_METHODS)})"
+        )
+    return method
 
 
 def resolve_backbone(backbone: str, device: str) -> str:
@@ -121,12 +138,8 @@ def trainer_config(trainer: str, fields: dict[str, Any], *, seed: int, encoder: 
     config (``epochs`` for DISPEL, say, in a run of several methods) is left to that trainer; a name
     no trainer knows is an error.
     """
-    import dataclasses
-
     configs = {"masktune": MaskTuneConfig, "contrastive": ContrastiveConfig, "dispel": DispelConfig}
-    own = {f.name for f in dataclasses.fields(configs.get(trainer, FinetuneConfig))}
-    others = {f.name for c in (FinetuneConfig, *configs.values()) for f in dataclasses.fields(c)}
-    fields = {k: v for k, v in fields.items() if k in own or k not in others}
+    fields = own_fields(configs.get(trainer, FinetuneConfig), "finetune", fields)
     if trainer == "masktune":
         return _make(MaskTuneConfig, "finetune", fields, seed=seed, backbone=encoder)
     if trainer == "contrastive":
@@ -136,6 +149,110 @@ def trainer_config(trainer: str, fields: dict[str, Any], *, seed: int, encoder: 
     # GroupDRO runs only on datasets with true groups (checked by run): FinetuneConfig's default groups="true"
     net = {"backbone": encoder} if backbone == "network" else {}
     return _make(FinetuneConfig, "finetune", fields, method=trainer, seed=seed, **net)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one method's run will do, every config built (and so checked)."""
+
+    method: str
+    seed: int
+    selection: str
+    trainer: str
+    train_groups: str
+    kind: str
+    encoder: str
+    proxy: ProxyConfig
+    sel_name: str
+    sel_cfg: Any
+    train_cfg: Any
+    head_cfg: FinetuneConfig
+
+
+def _plan(
+    method: str,
+    sections: dict[str, dict[str, Any]],
+    *,
+    dev: str,
+    backbone: str,
+    seed: int,
+    encoder: str | None,
+    table: SampleTable | None,
+) -> _Plan:
+    """Build every config of ``method``'s run; with ``table``, also check the dataset fits it."""
+    check_method(method)
+    selection, trainer, train_groups = RUN_METHODS[method]
+    kind = resolve_backbone(backbone, dev)
+    if trainer == "dispel" and kind == "network":
+        trainer = "erm"  # the network mixes the manifest's pairs at the input level
+    if table is not None and train_groups not in LABEL_FREE_TRAINING and not table.has_groups:
+        raise InputDataError(
+            f"method {method!r} needs true group labels, and this dataset has none",
+            file=table.where,
+            fix="pick a label-free method: "
+            + ", ".join(m for m, v in RUN_METHODS.items() if v[2] in LABEL_FREE_TRAINING),
+        )
+    modality = "image" if table is None else table.modality  # before loading: any network will do
+    enc = encoder or DEFAULT_ENCODERS[modality]
+    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
+    sel_name = SELECTORS.entry(selection).name
+    sel_cls = CONFIGS[sel_name]
+    sel_cfg = _make(sel_cls, "select", own_fields(sel_cls, "select", sections["select"]), seed=seed)
+    fields = sections["finetune"] | ({"source": "val"} if method == "mix-val" else {})
+    train_cfg = trainer_config(trainer, fields, seed=seed, encoder=enc, backbone=kind)
+    if table is not None and isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
+        check_network(train_cfg, table, dev)
+    head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
+    return _Plan(
+        method, seed, selection, trainer, train_groups, kind, enc, proxy, sel_name, sel_cfg, train_cfg,
+        head_cfg or FinetuneConfig(seed=seed),
+    )  # fmt: skip
+
+
+def check_run(
+    methods: Sequence[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    encoder: str | None = None,
+    device: str = "auto",
+    backbone: str = "auto",
+    select_on: str = "val-groups",
+    seed: int = 0,
+    table: SampleTable | None = None,
+    outs: Sequence[str | Path] = (),
+) -> str:
+    """Check every input of :func:`run` for ``methods`` before any work: each method name, the
+    config's sections, keys and values, ``select_on``, ``backbone``, ``device``, the encoder's
+    name and each run folder in ``outs``; with ``table``, also that the dataset fits each method
+    (group labels, the encoder's modality, a network's needs). Cheap: nothing is loaded, embedded
+    or written.
+
+    Returns:
+        The resolved device.
+
+    Raises:
+        UnknownNameError: an unknown method or encoder (with the closest name). ConfigError: a bad
+            setting or option. DeviceUnavailableError: the device is absent. InputDataError: the
+            dataset does not fit a method. OutputExistsError: a folder of ``outs`` holds files that
+            are not a run.
+    """
+    for m in methods:
+        check_method(m)
+    sections = check_run_config(config or {}, "run config")
+    if select_on not in SELECTION_LABELS:
+        raise ConfigError.bad_param("run()", "select_on", f"one of {', '.join(SELECTION_LABELS)}", select_on)
+    if backbone not in BACKBONES:
+        raise ConfigError.bad_param("run()", "backbone", f"one of {', '.join(BACKBONES)}", backbone)
+    if encoder is not None:
+        enc = create_encoder(encoder)
+        if table is not None:
+            enc.check_modality(table.modality)
+    for folder in outs:
+        check_out(Path(folder))
+    dev = resolve_device(device)
+    for m in methods:
+        _plan(m, sections, dev=dev, backbone=backbone, seed=seed, encoder=encoder, table=table)
+    return dev
 
 
 def run(
@@ -154,11 +271,15 @@ def run(
 ) -> dict[str, Any]:
     """The whole pipeline: embed → dynamics → detect → select → fine-tune → evaluate → report.
 
-    Every stage is cached (embeddings, dynamics and discovery by content in ``workspace`` or
-    ``$CURATE_CACHE_DIR``; the training run resumes from its checkpoints in ``out/train``), so a rerun
-    after a crash resumes after the last finished stage. Writes ``out/metrics.json`` (test
+    Every setting, name and the dataset's fit to the method are checked before the first expensive
+    step. Every stage is cached (embeddings, dynamics and discovery by content in ``workspace`` or
+    ``$CURATE_CACHE_DIR``). The run folder is written as one piece: it is built beside ``out`` in
+    ``.NAME.incomplete/NAME`` and replaces ``out`` only once complete, so a crash leaves the
+    previous run whole, and a rerun resumes the unfinished training from its checkpoints. A second
+    run into the same ``out`` while one is going fails at once. Writes ``out/metrics.json`` (test
     ``acc_avg``, ``acc_wg``, ``adj_acc_avg``, ``groups``, the backbone, plus full val/test
-    results), ``out/manifest.parquet`` (+ ``manifest.json`` provenance), ``out/scores.parquet``
+    results), ``out/timing.json`` (wall seconds, apart so that reruns are byte-equal),
+    ``out/manifest.parquet`` (+ its provenance), ``out/scores.parquet``
     (``sample_id, conflict_score, pseudo_group``), ``out/predictions.parquet`` and ``out/report.md``.
 
     Args:
@@ -176,45 +297,63 @@ def run(
 
     Returns:
         The metrics written to ``out/metrics.json``.
+
+    Raises:
+        UnknownNameError: an unknown method or encoder. ConfigError: a bad setting (by section and
+            key). InputDataError: the method needs group labels the dataset lacks, or another run
+            holds ``out``. OutputExistsError: ``out`` holds files that are not a run.
     """
     started = time.perf_counter()
-    if method not in RUN_METHODS:
-        raise ConfigError.bad_param("run()", "method", f"one of {', '.join(RUN_METHODS)}", method)
-    sections = check_sections(config or {}, "run config")
-    selection, trainer, train_groups = RUN_METHODS[method]
-    if trainer == "dispel" and resolve_backbone(backbone, resolve_device(device)) == "network":
-        trainer = "erm"  # the network mixes the manifest's pairs at the input level
-    if select_on not in SELECTION_LABELS:
-        raise ConfigError.bad_param("run()", "select_on", f"one of {', '.join(SELECTION_LABELS)}", select_on)
-    dev = resolve_device(device)
-    kind = resolve_backbone(backbone, dev)
+    options: dict[str, Any] = {
+        "encoder": encoder,
+        "device": device,
+        "backbone": backbone,
+        "select_on": select_on,
+        "seed": seed,
+    }
     out = Path(out)
+    dev = check_run([method], config=config, **options, outs=[out])
+    sections = check_run_config(config or {}, "run config")
+    table = data if isinstance(data, SampleTable) else load_dataset(data)
+    plan = _plan(method, sections, dev=dev, backbone=backbone, seed=seed, encoder=encoder, table=table)
+    create_encoder(plan.encoder).check_modality(table.modality)
+    with run_lock(out):
+        check_out(out)
+        with building(out) as work:
+            metrics, timing = _run(table, plan, sections, work, out, dev, workspace, select_on, on_stage)
+            timing["wall_s"] = round(time.perf_counter() - started, 1)
+            write_json_atomic(work / TIMING_FILE, timing)
+    return metrics
+
+
+def _run(
+    table: SampleTable,
+    plan: _Plan,
+    sections: dict[str, dict[str, Any]],
+    work: Path,
+    out: Path,
+    dev: str,
+    workspace: str | Path | None,
+    select_on: str,
+    on_stage: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stages of :func:`run`, writing into ``work`` (``out`` once swapped in); returns the
+    metrics and the stages' wall seconds."""
+    method, seed, trainer, train_groups = plan.method, plan.seed, plan.trainer, plan.train_groups
+    encoder, proxy, sel_name, sel_cfg = plan.encoder, plan.proxy, plan.sel_name, plan.sel_cfg
+    train_cfg, head_cfg = plan.train_cfg, plan.head_cfg
+    timing: dict[str, Any] = {"stages_s": {}}
+    last = [time.perf_counter()]
 
     def stage(name: str, detail: str) -> None:
         k = RUN_STAGES.index(name) + 1
+        now = time.perf_counter()
+        timing["stages_s"][name] = round(timing["stages_s"].get(name, 0.0) + now - last[0], 1)
+        last[0] = now
         logger.info("[%d/%d] %s: %s", k, len(RUN_STAGES), name, detail)
         if on_stage is not None:
             on_stage(k, name, detail)
 
-    table = data if isinstance(data, SampleTable) else load_dataset(data)
-    if train_groups not in LABEL_FREE_TRAINING and not table.has_groups:
-        raise InputDataError(
-            f"method {method!r} needs true group labels, and this dataset has none",
-            file=table.where,
-            fix="pick a label-free method: "
-            + ", ".join(m for m, v in RUN_METHODS.items() if v[2] in LABEL_FREE_TRAINING),
-        )
-    # every setting is checked before any work starts
-    encoder = encoder or DEFAULT_ENCODERS[table.modality]
-    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
-    sel_name = SELECTORS.entry(selection).name
-    sel_cfg = _make(CONFIGS[sel_name], "select", sections["select"], seed=seed)
-    fields = sections["finetune"] | ({"source": "val"} if method == "mix-val" else {})
-    train_cfg = trainer_config(trainer, fields, seed=seed, encoder=encoder, backbone=kind)
-    if isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
-        check_network(train_cfg, table, dev)
-    head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
-    head_cfg = head_cfg or FinetuneConfig(seed=seed)
     stage("load", f"{table.name}: {len(table)} samples ({table.modality})")
     emb = embed(table, encoder, device=dev, workspace=workspace, **sections["embed"])
     stage("embed", f"{encoder}: {emb.dim}-d")
@@ -256,12 +395,11 @@ def run(
         stage("select", f"tuned {tuning['chosen']} on validation worst-group accuracy ({tuning['groups']})")
     pseudo = selection_groups(table, emb, disc, select_on)
     manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(manifest, out / "manifest.parquet")
-    with atomic_path(out / "scores.parquet") as tmp:
+    write_manifest(manifest, work / "manifest.parquet")
+    with atomic_path(work / "scores.parquet") as tmp:
         disc.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP).write_parquet(tmp)
     stage("select", f"{sel_name}: {manifest.frame.height} rows")
-    request = TrainRequest(table, manifest, emb, pseudo, dev, out / "train", select_on=select_on)
+    request = TrainRequest(table, manifest, emb, pseudo, dev, work / "train", select_on=select_on)
     result = train(trainer, request, train_cfg)
     val, test = result.val, result.test
     stage(
@@ -293,17 +431,20 @@ def run(
         "test": test.to_dict(),
         **result.extra,
     }
-    with atomic_path(out / "predictions.parquet") as tmp:
+    with atomic_path(work / "predictions.parquet") as tmp:
         result.predictions.write_parquet(tmp)
-    write_json_atomic(out / "metrics.json", metrics)
+    write_json_atomic(work / METRICS_FILE, metrics)
     matrix = emb.select(disc.scores[S.SAMPLE_ID], what="discovery").matrix
     write_report(
-        [out], out, table=table, scores=disc.scores, embeddings=matrix, embedding_ids=disc.scores[S.SAMPLE_ID].to_list()
+        [work],
+        work,
+        table=table,
+        scores=disc.scores,
+        embeddings=matrix,
+        embedding_ids=disc.scores[S.SAMPLE_ID].to_list(),
     )
     stage("report", str(out / "report.md"))
-    metrics["wall_s"] = round(time.perf_counter() - started, 1)
-    write_json_atomic(out / "metrics.json", metrics)
-    return metrics
+    return metrics, timing
 
 
 def run_table(rows: list[dict[str, Any]]) -> pl.DataFrame:

@@ -87,6 +87,37 @@ def test_cache_entry_not_created_when_compute_fails() -> None:
     assert not cache.stage_dir("embed", 1, "x").exists()
 
 
+@pytest.mark.parametrize("damage", ["truncate", "edit", "remove"])
+@pytest.mark.parametrize("kind", ["cached", "resumable"])
+def test_a_damaged_cache_entry_is_recomputed_with_a_warning(
+    damage: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[Path] = []
+
+    def compute(d: Path) -> None:
+        calls.append(d)
+        (d / "shards").mkdir(exist_ok=True)
+        (d / "shards" / "m.npy").write_bytes(bytes(range(256)) * 1024)
+
+    stage = cache.cached_stage if kind == "cached" else cache.resumable_stage
+    entry = stage("embed", 1, ("ds",), compute)
+    f = entry / "shards" / "m.npy"
+    if damage == "truncate":
+        f.write_bytes(f.read_bytes()[:1000])
+    elif damage == "edit":
+        f.write_bytes(b"x" + f.read_bytes()[1:])
+    else:
+        f.unlink()
+    with caplog.at_level("WARNING", logger="curate"):
+        again = stage("embed", 1, ("ds",), compute)
+    assert again == entry and len(calls) == 2 and "is damaged" in caplog.text
+    assert f.read_bytes() == bytes(range(256)) * 1024
+    caplog.clear()
+    with caplog.at_level("INFO", logger="curate"):
+        stage("embed", 1, ("ds",), compute)
+    assert len(calls) == 2 and "loaded cached embed" in caplog.text  # intact again: a plain hit
+
+
 def test_seeds_have_no_global_side_effects() -> None:
     np.random.seed(123)
     before = np.random.random()
