@@ -29,7 +29,12 @@ def _table(data: Path, opts: DatasetOptions) -> api.SampleTable:
 
 def embed(
     data: Path = typer.Argument(..., help="dataset (metadata.csv, table, folder) or an existing workspace"),
-    encoder: str = typer.Option("minilm", "--encoder", "-e", help="encoder spec (see `curate list encoders`)"),
+    encoder: str | None = typer.Option(
+        None,
+        "--encoder",
+        "-e",
+        help="encoder spec (see `curate list encoders`); default: efficientnet-lite0 for images, minilm for text",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="workspace folder"),
     format: FormatOpt = "auto",
     columns: ColumnsOpt = None,
@@ -65,7 +70,7 @@ def embed(
         float16=float16,
         engine=engine,
     )
-    console.print(f"{len(emb)} x {emb.dim} embeddings ({encoder}) in {emb.meta['source']}")
+    console.print(f"{len(emb)} x {emb.dim} embeddings ({emb.meta['encoder']}) in workspace {out}")
 
 
 def dynamics(

@@ -3,12 +3,13 @@ same networks as trainable backbones."""
 
 from curate.embed._base import Encoder, ImagePreprocess
 from curate.embed.backbones import BACKBONES, Backbone, create_backbone
-from curate.embed.registry import ENCODERS, create_encoder
+from curate.embed.registry import DEFAULT_ENCODERS, ENCODERS, create_encoder, default_encoder
 from curate.embed.run import embed_table
 from curate.embed.table import EmbeddingTable
 
 __all__ = [
     "BACKBONES",
+    "DEFAULT_ENCODERS",
     "ENCODERS",
     "Backbone",
     "EmbeddingTable",
@@ -16,5 +17,6 @@ __all__ = [
     "ImagePreprocess",
     "create_backbone",
     "create_encoder",
+    "default_encoder",
     "embed_table",
 ]

@@ -92,7 +92,7 @@ class Encoder(abc.ABC):
         if modality not in self.modalities:
             raise ConfigError(
                 f"encoder {self.spec!r} embeds {' and '.join(self.modalities)}, but the dataset holds {modality}; "
-                f"pick a {modality} encoder (see `curate list encoders`)"
+                f"pick {'an' if modality == 'image' else 'a'} {modality} encoder (see `curate list encoders`)"
             )
 
     def encode_text(self, texts: list[str]) -> Any:
@@ -108,6 +108,20 @@ class Encoder(abc.ABC):
         raise NotImplementedError(f"{self.spec} does not embed images")
 
 
+def quiet_transformers() -> None:
+    """Silence transformers' chatter on model load: its progress bars always, its warnings and load
+    reports (e.g. a freshly initialised head) unless curate logs at debug level (``-v``)."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if logging.getLogger("curate").isEnabledFor(logging.DEBUG):
+        hf_logging.set_verbosity_warning()
+    else:
+        hf_logging.set_verbosity_error()
+
+
 def hf_from_pretrained(cls: Any, ref: str, **kwargs: Any) -> Any:
     """``cls.from_pretrained(ref)`` from a local folder or the local HF cache; fails with the fix.
 
@@ -119,13 +133,9 @@ def hf_from_pretrained(cls: Any, ref: str, **kwargs: Any) -> Any:
     import os
     from pathlib import Path
 
-    from curate._core.progress import progress_enabled
     from curate.errors import MissingDependencyError
 
-    if not progress_enabled():
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    quiet_transformers()
     allow_download = os.environ.get(ALLOW_DOWNLOADS_ENV, "") in ("1", "true", "yes")
     offline = Path(ref).exists() or not allow_download
     try:

@@ -86,6 +86,21 @@ ENCODERS.add(
 )
 
 
+# The encoder used when none is named, by the dataset's modality (``curate embed``, ``curate run``, ``api.score``).
+DEFAULT_ENCODERS = {"image": "efficientnet-lite0", "text": "minilm"}
+
+
+def default_encoder(modality: str) -> str:
+    """The encoder spec used for ``modality`` (``image`` or ``text``) data when none is named.
+
+    Raises:
+        ConfigError: an unknown modality.
+    """
+    if modality not in DEFAULT_ENCODERS:
+        raise ConfigError.bad_param("default_encoder()", "modality", f"one of {tuple(DEFAULT_ENCODERS)}", modality)
+    return DEFAULT_ENCODERS[modality]
+
+
 def create_encoder(spec: str) -> Encoder:
     """Build the encoder named by ``spec`` (settings only; weights load on first use).
 

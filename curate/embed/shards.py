@@ -88,9 +88,16 @@ def embed_sharded(
         del out
     with atomic_path(folder / IDS_FILE) as tmp:
         pl.DataFrame({S.SAMPLE_ID: table.frame[S.SAMPLE_ID].cast(pl.String)}).write_parquet(tmp)
+    names = {} if table.label_names is None else {"label_names": list(table.label_names)}  # class names travel along
     write_json_atomic(
         folder / META_FILE,
-        {"encoder": encoder.spec, "config": encoder.describe(), **(meta or {}), "shape": [n, int(first.shape[1])]},
+        {
+            "encoder": encoder.spec,
+            "config": encoder.describe(),
+            **names,
+            **(meta or {}),
+            "shape": [n, int(first.shape[1])],
+        },
     )
     shutil.rmtree(shards)
     return EmbeddingTable.load(folder, mmap=True)

@@ -40,6 +40,16 @@ class EvalResult:
         return asdict(self)
 
 
+def _group_names(table: SampleTable, groups: list[int], source: str) -> dict[str, str]:
+    """Names of the scored groups: the true groups' names, or the class names when scored by class."""
+    if source == "true":
+        return {str(g): table.group_name(int(g)) for g in groups}
+    names = table.label_names
+    if source.startswith("class") and names is not None:
+        return {str(g): names[int(g)] for g in groups if 0 <= int(g) < len(names)}
+    return {}
+
+
 def evaluate_predictions(
     table: SampleTable,
     predictions: pl.DataFrame,
@@ -104,5 +114,5 @@ def evaluate_predictions(
         groups=groups,
         group_sizes={str(g): int(n) for g, n in zip(per_group[S.GROUP], per_group["n"], strict=True)},
         group_source=source,
-        group_names={str(g): table.group_name(int(g)) for g in per_group[S.GROUP]} if source == "true" else {},
+        group_names=_group_names(table, per_group[S.GROUP].to_list(), source),
     )

@@ -47,6 +47,20 @@ def read_runs(runs: list[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def group_names(metrics: list[dict[str, Any]], table: SampleTable | None = None) -> dict[str, str]:
+    """Readable names of the test groups of ``metrics`` (runs' ``metrics.json``): the names the runs
+    recorded, else, for runs scored by class, the class names of ``table``."""
+    names: dict[str, str] = {}
+    for m in metrics:
+        names.update(m["test"].get("group_names") or {})
+        by_class = str(m["test"].get("group_source", "")).startswith("class")
+        if by_class and table is not None and table.label_names is not None:
+            for g in m["test"]["groups"]:
+                if g.isdigit() and int(g) < len(table.label_names):
+                    names.setdefault(g, table.label_names[int(g)])
+    return names
+
+
 def write_report(
     runs: list[Path],
     out: str | Path,
@@ -76,7 +90,17 @@ def write_report(
             f"{t['acc_wg']:.4f} | {adj} | {t['group_source']} |"
         )
     groups = sorted({g for m in metrics for g in m["test"]["groups"]}, key=lambda g: int(g) if g.isdigit() else g)
-    names = {g: n for m in metrics for g, n in m["test"].get("group_names", {}).items()}
+    names = group_names(metrics, table)
+    lines += [
+        "",
+        "Per-group test accuracy:",
+        "",
+        "| group | name | " + " | ".join(m["run"] for m in metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
+    ]
+    for g in groups:
+        accs = ["–" if g not in m["test"]["groups"] else f"{m['test']['groups'][g]:.4f}" for m in metrics]
+        lines.append(f"| {g} | {names.get(g, g)} | " + " | ".join(accs) + " |")
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(metrics)) / 2), 4))
     width = 0.8 / max(1, len(metrics))
     for k, m in enumerate(metrics):

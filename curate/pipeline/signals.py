@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
@@ -11,11 +12,14 @@ from curate.data import SampleTable
 from curate.data.workspace import Workspace
 from curate.detect import CONFLICT
 from curate.dynamics import DynamicsLog, ProxyConfig
-from curate.embed import EmbeddingTable
+from curate.embed import EmbeddingTable, default_encoder
+from curate.errors import InputDataError
 from curate.pipeline._common import as_workspace
 from curate.pipeline.detect import DEFAULT_DETECTOR, detect
 from curate.pipeline.dynamics import record_dynamics, score_dynamics
 from curate.pipeline.embed import embed
+
+logger = logging.getLogger(__name__)
 
 
 def workspace_signals(
@@ -38,10 +42,38 @@ def workspace_signals(
     return table, emb, DynamicsLog.read(ws.path / dyn["path"]), proxy
 
 
+def _workspace_embeddings(
+    table: SampleTable, encoder: str | None, workspace: str | Path | Workspace | None
+) -> EmbeddingTable | None:
+    """The embeddings ``workspace`` already holds for ``table`` (``encoder``'s; by default the
+    modality's default encoder's, or the only ones), or None when it holds none to reuse."""
+    if workspace is None:
+        return None
+    ws = as_workspace(workspace)
+    if not ws.exists:
+        return None
+    ws.check(table)  # another dataset: an error, not a silent re-embed
+    have = ws.outputs("embed")
+    name = encoder
+    if name is None:
+        name = default_encoder(table.modality) if default_encoder(table.modality) in have else None
+        if name is None and len(have) == 1:
+            name = next(iter(have))
+    if name not in have:
+        return None
+    try:
+        emb = EmbeddingTable.load(ws.lookup("embed", name))
+    except InputDataError as e:  # damaged: embed() recomputes it
+        logger.warning("the workspace's %s embeddings cannot be read (%s): recomputing them", name, e)
+        return None
+    logger.info("using the workspace's %s embeddings", name)
+    return emb
+
+
 def score(
     table: SampleTable,
     *,
-    encoder: str = "minilm",
+    encoder: str | None = None,
     signals: list[str] | tuple[str, ...] = ("el2n", "forgetting", "aum", "conflict"),
     detector: str = DEFAULT_DETECTOR,
     proxy_config: ProxyConfig | None = None,
@@ -50,7 +82,12 @@ def score(
 ) -> pl.DataFrame:
     """One call from a dataset to per-sample scores: embed, record dynamics, score, detect.
 
+    With a ``workspace`` that already holds embeddings of ``table``, those are used (no encoder
+    runs); dynamics are cached in the workspace too, so a second call recomputes nothing.
+
     Args:
+        encoder: an encoder spec; ``None``: the workspace's embeddings, else the default encoder
+            for the table's modality (``efficientnet-lite0`` for images, ``minilm`` for text).
         signals: dynamics scorer names (see :func:`list_scorers`) and/or ``conflict`` (the
             detector's conflict score, with ``pseudo_group``).
 
@@ -58,7 +95,9 @@ def score(
         ``sample_id`` (train split) and one column per requested signal (``<name>_score``,
         ``conflict_score``, ``pseudo_group``).
     """
-    emb = embed(table, encoder, device=device, workspace=workspace)
+    emb = _workspace_embeddings(table, encoder, workspace)
+    if emb is None:
+        emb = embed(table, encoder, device=device, workspace=workspace)
     cfg = proxy_config or ProxyConfig()
     log = record_dynamics(table, emb, config=cfg, device=device, workspace=workspace)
     names = [s for s in signals if s != "conflict"]
