@@ -100,7 +100,11 @@ def embed_table(
     encoder.load(device)
     n = len(table)
     out: np.ndarray | None = None
-    with torch.inference_mode(), _autocast(device), progress(n, f"embedding ({encoder.spec})") as bar:
+    with (
+        torch.inference_mode(),
+        _autocast(device),
+        progress(n, f"embedding ({encoder.spec})", unit=f"{table.modality}s") as bar,
+    ):
         if table.modality == "text":
             texts = table.frame[S.TEXT].to_list()
             order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first: peak memory early

@@ -21,6 +21,10 @@ from curate._core.seed import derive_seed
 from curate.errors import ConfigError, InputDataError
 
 SEED_POINTS_PER_CENTROID = 64  # k-means++ seeds on 64·k points: same inertia as on all, much faster
+# FAISS warns ("please provide at least 39*k training points") below this many points per centroid;
+# the warning changes nothing in the result, and small classes are normal here, so the threshold
+# is lowered to what the training sample holds (see :func:`min_points_per_centroid`).
+FAISS_MIN_POINTS_PER_CENTROID = 39
 CLUSTER = "cluster"
 CLUSTER_IN_CLASS = "cluster_in_class"
 
@@ -89,6 +93,13 @@ def kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 ASSIGN_CHUNK = 65_536
 
 
+def min_points_per_centroid(n_train: int, k: int) -> int:
+    """FAISS's ``min_points_per_centroid`` for ``n_train`` points and ``k`` centroids: its default
+    (39), lowered so that ``n_train >= k * value`` and FAISS never prints its too-few-points warning
+    (which only warns: the clustering is the same)."""
+    return max(1, min(FAISS_MIN_POINTS_PER_CENTROID, n_train // max(1, k)))
+
+
 def _prepare(x: np.ndarray, spherical: bool, rows: np.ndarray | int = 0) -> np.ndarray:
     """float32 rows (normalised when ``spherical``); ``rows``: global numbers of ``x``'s rows (for errors)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -148,6 +159,7 @@ def kmeans(
             niter=niter,
             spherical=spherical,
             max_points_per_centroid=max_points_per_centroid,
+            min_points_per_centroid=min_points_per_centroid(len(train), k),
             gpu=backend == "faiss-gpu",
             verbose=False,
         )

@@ -19,6 +19,7 @@ from curate._core.io import atomic_path
 from curate._core.seed import derive_seed
 from curate.errors import ConfigError, InputDataError, NotFittedError
 from curate.index.backend import to_cpu, to_device
+from curate.index.kmeans import min_points_per_centroid
 
 KINDS = ("auto", "flat", "ivf", "ivf-sq8", "hnsw")
 FLAT_THRESHOLD = 50_000
@@ -97,6 +98,7 @@ class KnnIndex:
                 )
             rng = np.random.default_rng(derive_seed(self.seed, "ivf-train"))
             sample = np.sort(rng.choice(n, size=min(n, nlist * IVF_TRAIN_POINTS_PER_LIST), replace=False))
+            index.cp.min_points_per_centroid = min_points_per_centroid(len(sample), nlist)  # no FAISS warning
             index.train(self._vectors(x[sample], sample))
             index.nprobe = min(self.nprobe, nlist)
         for start in range(0, n, CHUNK):

@@ -103,7 +103,7 @@ def choose_detector(
             d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
             wg, avg = _val_score(table, emb, d, select("balance", table, d), head, device, select_on)
             tried[det] = {"val_acc_wg": wg, "val_acc_avg": avg}
-            logger.info("detector %s: balanced head val acc_wg %.4f", det, wg)
+            logger.debug("detector %s: balanced head val acc_wg %.4f", det, wg)
         best = max(tried, key=lambda k: (tried[k]["val_acc_wg"], tried[k]["val_acc_avg"]))
         (folder / "choice.json").write_text(json.dumps({"chosen": best, "tried": tried}))
 
@@ -119,6 +119,14 @@ def choose_detector(
     folder = cached_stage("detector-choice", DETECT_VERSION, parts, compute, root=root)
     choice = json.loads((folder / "choice.json").read_text())
     choice["selection"] = selection_label(table, select_on)
+    best, tried = choice["chosen"], choice["tried"]
+    logger.info(
+        "detector: chose %s (val worst-group accuracy %.3f of a balanced head, on %s; %s)",
+        best,
+        tried[best]["val_acc_wg"],
+        choice["selection"],
+        ", ".join(f"{k} {v['val_acc_wg']:.3f}" for k, v in tried.items() if k != best),
+    )
     return cached_detect(table, emb, log, proxy, params | {"detector": choice["chosen"]}, root, device, dyn), choice
 
 
@@ -157,7 +165,7 @@ def tune_selection(
             score = _val_score(table, emb, disc, manifest, head, device, select_on)
             point = {**{f"detect.{k}": v for k, v in det_params.items()}, **dict(zip(keys, values, strict=True))}
             tried.append({**point, "val_acc_wg": score[0], "val_acc_avg": score[1]})
-            logger.info("tuning %s %s: val acc_wg %.4f", name, point, score[0])
+            logger.debug("tuning %s %s: val acc_wg %.4f", name, point, score[0])
             if best is None or score > best[0]:
                 best = (score, disc, cfg)
     if best is None:
@@ -165,6 +173,14 @@ def tune_selection(
     chosen = {k: getattr(best[2], k) for k in keys} | {
         f"detect.{k}": v for k, v in best[1].config.items() if k in det_grid
     }
+    logger.info(
+        "%s: chose %s (val worst-group accuracy %.3f, on %s; %d points tried)",
+        name,
+        ", ".join(f"{k}={v}" for k, v in chosen.items()),
+        best[0][0],
+        selection_label(table, select_on),
+        len(tried),
+    )
     return best[1], best[2], {
         "grid": {k: list(v) for k, v in grid.items()} | {f"detect.{k}": list(v) for k, v in det_grid.items()},
         "tried": tried, "chosen": chosen, "groups": selection_label(table, select_on),

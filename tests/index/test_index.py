@@ -152,3 +152,14 @@ def test_knn_disagreement_on_a_reference_sample(monkeypatch: pytest.MonkeyPatch)
     assert auroc(full, minority) > 0.95 and auroc(sampled, minority) > 0.95
     assert np.corrcoef(full, sampled)[0, 1] > 0.8
     np.testing.assert_array_equal(nb.knn_disagreement(x, labels, reference_max=n), full)  # chunking changes nothing
+
+
+def test_no_faiss_warning_on_small_clusters(capfd: pytest.CaptureFixture[str]) -> None:
+    """A class of 150 points clustered with k up to 8 (FAISS wants 39·k) and an IVF index with more
+    lists than 39 points each: FAISS prints nothing (it used to print one warning per k)."""
+    x, _ = planted(n_per=50, k=3)
+    res, scores = choose_k(x, KMeansConfig(k_min=2, k_max=8))
+    assert sorted(scores) == list(range(2, 9)) and len(res.centroids) == 3
+    KnnIndex(kind="ivf", nlist=16).fit(x)
+    out, err = capfd.readouterr()
+    assert "WARNING" not in out + err and "training points" not in out + err
