@@ -1,19 +1,27 @@
 # Two commands for a fresh machine: `make demo` and `make test` (see README.md).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.curate-installed
+# One stamp per install: `make demo` needs only what running needs; `make test` adds the dev extra.
+STAMP     := $(VENV)/.curate-installed
+DEV_STAMP := $(VENV)/.curate-dev-installed
 DEMO   ?= work/demo
 export CURATE_CACHE_DIR ?= $(CURDIR)/work/cache
 
-.PHONY: install data demo test lint clean
+.PHONY: install install-dev data demo test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 # Debian data packages for the built-in benchmarks; installed when missing and possible (root or sudo).
 data:
@@ -37,12 +45,12 @@ demo: install data
 	$(CURATE) report $(DEMO)/runs/erm $(DEMO)/runs/prune $(DEMO)/runs/mix $(DEMO)/runs/balance \
 	  $(DEMO)/runs/oracle --workspace $(DEMO)/ws --out $(DEMO)/report
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install data lint
+test: install-dev data lint
 	$(PY) -m pytest -q
 
 clean:
