@@ -32,7 +32,12 @@ CASES = [
     Case("usage-unknown-command", ["embedd"], 2, "No such command 'embedd'"),
     Case("usage-missing-argument", ["list"], 2, "Missing argument"),
     Case("unknown-registry", ["list", "benchmarkz"], 2, "did you mean 'benchmarks'"),
-    Case("unknown-benchmark", ["datasets", "make", "digits-colour", "--out", "{root}/x"], 2, "did you mean 'digits-color'"),
+    Case(
+        "unknown-benchmark",
+        ["datasets", "make", "digits-colour", "--out", "{root}/x"],
+        2,
+        "did you mean 'digits-color'",
+    ),
     Case("missing-dataset", ["datasets", "check", "{root}/nope.csv"], 1, "nope.csv"),
     Case("markup-in-id-printed-literally", ["datasets", "check", "{data}"], 1, "missing/[red]x.png", setup=_bracket_id),
     Case(
