@@ -12,7 +12,7 @@ from curate.data import SampleTable
 from curate.data.workspace import Workspace
 from curate.embed import EmbeddingTable, create_encoder, default_encoder
 from curate.embed.shards import SHARD_SIZE, embed_sharded
-from curate.errors import InputDataError
+from curate.errors import ConfigError, InputDataError
 from curate.pipeline._common import stage_root
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,13 @@ def embed(
     encoder = encoder or default_encoder(table.modality)
     enc = create_encoder(encoder)
     enc.check_modality(table.modality)
+    for name, value, least in (
+        ("batch_size", batch_size, 1),
+        ("num_workers", num_workers, 0),
+        ("shard_size", shard_size, 1),
+    ):
+        if not isinstance(value, int) or value < least:
+            raise ConfigError.bad_param("embed()", name, f"an integer >= {least}", value)
     precision = "fp16-autocast" if dev.startswith("cuda") else "fp32"
     root, ws = stage_root(workspace, table)
     parts = (table.fingerprint(), enc.describe(), precision, float16)

@@ -17,14 +17,13 @@ def _data(root: Path) -> dict[str, str]:
 CASES = [
     # Without --encoder, image data gets an image encoder: the command passes the modality check (it
     # used to fail there, "encoder 'minilm' embeds text") and stops at the batch-size check, before
-    # any weights load. It leaves an empty shard folder in the workspace, hence unchanged=False.
+    # any weights load or any folder is made.
     Case(
         "embed-images-default-encoder-by-modality",
         ["embed", "{data}", "--out", "{root}/ws", "--batch-size", "0"],
         2,
         "'batch_size' must be an integer >= 1",
         setup=_data,
-        unchanged=False,
     ),
     Case(
         "embed-text-encoder-on-images-named",
