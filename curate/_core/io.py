@@ -57,6 +57,19 @@ def prepare_target(target: str | Path, *, folder: bool = False) -> Path:
     return target
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it; only where no other thread runs:
+    the first atomic write happens in the main thread)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
+
+
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine."""
     try:
@@ -103,6 +116,8 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
     try:
         yield tmp
         try:
+            if tmp.exists():  # mkstemp makes 0600; the output gets the user's usual permissions
+                os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, target)
         except OSError as e:
             raise _unwritable(target, "replace it", e) from e
@@ -130,6 +145,7 @@ def atomic_dir(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]
         raise _unwritable(target, f"write in {target.parent}", e) from e
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if target.exists():
             old = target.with_name(f".{target.name}.{os.getpid()}.old")
             os.replace(target, old)

@@ -38,3 +38,20 @@ def test_next_folder_write_removes_a_killed_writers_temp_folder(tmp_path: Path) 
     with atomic_dir(out) as tmp:
         (tmp / "f").write_text("ok")
     assert (out / "f").read_text() == "ok" and not dead.exists()
+
+
+def test_outputs_get_the_usual_permissions_not_the_temp_files_0600(tmp_path: Path) -> None:
+    import curate._core.io as io
+
+    old = os.umask(0o022)
+    io._UMASK = None
+    try:
+        with atomic_path(tmp_path / "m.parquet") as tmp:
+            tmp.write_bytes(b"x")
+        with atomic_dir(tmp_path / "run") as tmp:
+            (tmp / "f").write_text("ok")
+    finally:
+        os.umask(old)
+        io._UMASK = None
+    assert (tmp_path / "m.parquet").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o755
