@@ -3,7 +3,8 @@ to Explore"), on a fine-tuned network (``backbone``: any image backbone with con
 
 1. Train ERM on the manifest (the network trainer; model selection on validation WGA).
 2. For each training row, an xGradCAM map of the **best** ERM model for its label:
-   ``α_k = Σ_ij (A_kij / Σ_ij A_kij) · ∂y_c/∂A_kij``, map = ReLU(Σ_k α_k A_k), upsampled to the input.
+   ``α_k = Σ_ij (A_kij / Σ_ij A_kij) · ∂y_c/∂A_kij``, map = ReLU(Σ_k α_k A_k), shifted to a minimum
+   of 0 and upsampled to the input (their code's order: the threshold is taken on the upsampled map).
 3. Threshold each map at ``mean + 2·std`` of its **positive** values (the authors' code takes
    nanmean/nanstd over ``heat_maps > 0``) and zero the input pixels above it (black pixels: the
    normalised value of 0).
@@ -83,7 +84,11 @@ def xgradcam(model: Any, x: Any, labels: Any) -> Any:
         norm = maps / maps.sum(dim=(2, 3), keepdim=True).clamp(min=1e-8)
         alpha = (norm * grads).sum(dim=(2, 3), keepdim=True)
         cam = F.relu((alpha * maps).sum(dim=1, keepdim=True))
-        return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        # as the authors' Grad-CAM code: shift each map to a minimum of 0 (their min-max scaling; the
+        # division by the max cannot move a mean + k·std threshold), upsample, shift again
+        cam = cam - cam.amin(dim=(2, 3), keepdim=True)
+        up = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return up - up.amin(dim=(1, 2), keepdim=True)
 
 
 def saliency_masks(maps: Any, *, stds: float = THRESHOLD_STDS) -> Any:
