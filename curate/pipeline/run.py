@@ -363,12 +363,16 @@ def _run(
         net_cfg = replace(network, method="erm")
         log = record_network_dynamics(table, config=net_cfg, device=dev, workspace=workspace)
         dyn_key: Any = {"proxy": "network", **net_cfg.to_dict()}
-        stage("dynamics", f"ERM fine-tuning of {network.backbone} (early-training scores read at {net_cfg.eval_fraction:.0%} of it)")
+        stage(
+            "dynamics",
+            f"ERM fine-tuning of {network.backbone} (early-training scores read at {net_cfg.eval_fraction:.0%} of it)",
+        )
     else:
         log = record_dynamics(table, emb, config=proxy, device=dev, workspace=workspace)
         dyn_key = proxy.to_dict()
         stage(
-            "dynamics", f"{proxy.epochs} epochs of a {proxy.head} proxy head (early-training scores read at {proxy.eval_fraction:.0%})"
+            "dynamics",
+            f"{proxy.epochs} epochs of a {proxy.head} proxy head (early-training scores read at {proxy.eval_fraction:.0%})",
         )
     root = None if workspace is None else Workspace(workspace).path
     detect_params = {"detector": RUN_DETECTORS.get(method, DEFAULT_DETECTOR)} | sections["detect"]
