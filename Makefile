@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.curate-dev-installed
 DEMO   ?= work/demo
 export CURATE_CACHE_DIR ?= $(CURDIR)/work/cache
 
-.PHONY: install install-dev data demo test lint clean
+.PHONY: install install-dev data browser demo test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,16 @@ data:
 	  echo "data: cannot install dataset-fashion-mnist/fortunes here; their benchmarks and tests will be skipped"; \
 	fi
 
+# Debian's Chromium for the HTML report's headless-browser test; installed when missing and possible.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "browser: chromium present"; \
+	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] && SUDO= || { sudo -n true 2>/dev/null && SUDO=sudo; }; }; then \
+	  $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null && echo "browser: chromium installed"; \
+	else \
+	  echo "browser: cannot install chromium here; the HTML report's browser test will be skipped"; \
+	fi
+
 CURATE := $(VENV)/bin/curate
 # fmnist-textures at demo size (3,000 train images; 4,200 in all) so that embedding them with
 # EfficientNet-Lite0 on a 2-core CPU takes ~5 minutes; the quality benchmark uses the full size.
@@ -44,13 +54,14 @@ demo: install data
 	  --method balance --method oracle --out $(DEMO)/runs --workspace $(DEMO)/ws
 	$(CURATE) report $(DEMO)/runs/erm $(DEMO)/runs/prune $(DEMO)/runs/mix $(DEMO)/runs/balance \
 	  $(DEMO)/runs/oracle --workspace $(DEMO)/ws --out $(DEMO)/report
+	@echo "open the report: $(abspath $(DEMO)/report/report.html)"
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install-dev data lint
+test: install-dev data browser lint
 	$(PY) -m pytest -q
 
 clean:

@@ -129,8 +129,14 @@ def evaluate(run: Path = typer.Argument(..., help="run folder written by `curate
 
 def report(
     runs: list[Path] = typer.Argument(..., help="run folders written by `curate finetune`"),
-    out: Path = typer.Option(..., "--out", "-o", help="report folder (report.md + PNG plots)"),
-    workspace: Path | None = typer.Option(None, help="workspace: adds score histograms and an embedding map"),
+    out: Path = typer.Option(..., "--out", "-o", help="report folder (report.md + PNG plots, report.html)"),
+    workspace: Path | None = typer.Option(
+        None, help="workspace: adds its detection (pseudo-groups, flagged samples, score histograms, embedding map)"
+    ),
+    detector: str | None = typer.Option(
+        None, "--detector", help="which of the workspace's detections to show (default: the workspace's current one)"
+    ),
 ) -> None:
-    """Write a Markdown report comparing runs, with per-group accuracy bars and discovery plots."""
-    console.print(f"wrote {api.report(list(runs), out, workspace=workspace)}")
+    """Write a Markdown report and a self-contained HTML report comparing runs and showing the discovery."""
+    md = api.report(list(runs), out, workspace=workspace, detector=detector)
+    console.print(f"wrote {md} and {md.with_name('report.html')}")
