@@ -55,8 +55,8 @@ def report(
         runs: run folders (``metrics.json``, and ``manifest.parquet`` when the run wrote one).
         out: the report folder.
         workspace: a workspace with a detection and embeddings.
-        detector: which of the workspace's detections to show (default: the one the workspace
-            gives for none, see :meth:`Workspace.lookup`); the page names it.
+        detector: which of the workspace's detections to show (default: the current one, the
+            latest recorded); the page names it.
 
     Returns:
         The path of ``report.md``.
@@ -70,7 +70,8 @@ def report(
         ws = Workspace(workspace)
         table = ws.table()
         if detector is not None or ws.outputs("detect"):
-            discovery = load_discovery(ws, detector)
+            # the current detection: the latest recorded (outputs keep the order of recording)
+            discovery = load_discovery(ws, detector if detector is not None else next(reversed(ws.outputs("detect"))))
             scores = discovery.scores
             if ws.outputs("embed"):
                 emb = EmbeddingTable.load(ws.lookup("embed", next(iter(ws.outputs("embed")))))
