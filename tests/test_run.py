@@ -36,7 +36,14 @@ def test_run_writes_every_output_and_resumes(digits_dir: Path, tmp_path: Path) -
         assert (out / m / "report.md").exists() and not (out / m / "manifest.json").exists()  # provenance embedded
         assert pl.read_parquet(out / m / "manifest.parquet").height > 0
         scores = pl.read_parquet(out / m / "scores.parquet")
-        assert scores.columns == ["sample_id", "conflict_score", "pseudo_group"] and scores.height == 1000
+        assert scores.columns == [
+            "sample_id", "label", "conflict_score", "pseudo_group", "minority", "group", "true_minority",
+        ] and scores.height == 1000  # fmt: skip
+        assert scores["minority"].any() and not scores["minority"].all()
+    ws = api.Workspace(tmp_path / "ws")  # every run recorded its detection; the last one is current
+    recorded = ws.outputs("detect")
+    assert recorded and all(r["by"] == "curate run" for r in recorded.values())
+    assert recorded[str(ws.latest("detect"))]["run"] == str(out / "oracle")
     erm = json.loads((out / "erm" / "metrics.json").read_text())
     assert erm["train_groups"] == "none" and erm["model_selection"] == "true val groups" and not erm["label_free"]
     assert (

@@ -32,6 +32,8 @@ from curate.errors import InputDataError
 WORKSPACE_FILE = "workspace.json"
 DATASET_FILE = "dataset.parquet"
 LOCK_FILE = ".workspace.lock"
+SEQ = "seq"
+"""Key of ``workspace.json`` (and of each output's record): the number of records so far, which orders them."""
 
 
 class Workspace:
@@ -141,35 +143,58 @@ class Workspace:
     def record(self, stage: str, name: str, folder: Path, **meta: Any) -> None:
         """Remember ``folder`` as the latest ``stage`` output called ``name`` (e.g. embed/minilm).
 
-        The index is updated under the workspace's lock, so concurrent writers keep every entry; a
-        dataset passed to :meth:`bind` is stored first.
+        Each record gets the next number of the workspace's sequence (``seq``), so the outputs of a
+        stage keep the order they were recorded in (a name recorded again moves last) and the last
+        one is the stage's current output (:meth:`latest`). Recording the current output again,
+        unchanged, writes nothing, so a rerun leaves ``workspace.json`` byte-equal. The index is updated under the
+        workspace's lock, so concurrent writers keep every entry; a dataset passed to :meth:`bind`
+        is stored first.
         """
         with self._locked():
             if self._pending is not None:
                 self._attach(self._pending)
                 self._pending = None
             info = self._info()
-            info["outputs"].setdefault(stage, {})[name] = {"path": str(folder.relative_to(self.path)), **meta}
+            outputs = info["outputs"].setdefault(stage, {})
+            entry = json.loads(json.dumps({"path": str(folder.relative_to(self.path)), **meta}, default=str))
+            old = {k: v for k, v in outputs.get(name, {}).items() if k != SEQ}
+            if old == entry and next(reversed(self._ordered(outputs))) == name:
+                return  # already the current one, as recorded: a rerun (or a resumed one) changes nothing
+            seq = int(info.get(SEQ, 0)) + 1
+            info[SEQ] = seq
+            outputs[name] = {**entry, SEQ: seq}
             write_json_atomic(self.path / WORKSPACE_FILE, info)
 
+    @staticmethod
+    def _ordered(outputs: dict[str, Any]) -> dict[str, Any]:
+        """``outputs`` in the order they were recorded (those without a number first, by name)."""
+        return dict(sorted(outputs.items(), key=lambda kv: int(kv[1].get(SEQ, 0))))
+
+    def latest(self, stage: str) -> str | None:
+        """Name of the ``stage`` output recorded last (the stage's current one); None when there is none."""
+        names = list(self.outputs(stage))
+        return names[-1] if names else None
+
     def lookup(self, stage: str, name: str | None = None) -> Path:
-        """Folder of the latest ``stage`` output called ``name`` (the only one when ``name`` is None).
+        """Folder of the ``stage`` output called ``name`` (the latest recorded when ``name`` is None).
 
         Raises:
             InputDataError: no such output yet; the message lists the ones there are.
         """
-        outputs = self._info()["outputs"].get(stage, {})
-        if name is None and len(outputs) == 1:
-            name = next(iter(outputs))
+        outputs = self.outputs(stage)
+        if name is None and outputs:
+            name = next(reversed(outputs))
         if name not in outputs:
             have = ", ".join(outputs) or "none"
+            what = f"no {stage} output yet" if name is None else f"no {stage} output named {name!r}"
             raise InputDataError(
-                f"no {stage} output named {name!r} in this workspace (has: {have})",
+                f"{what} in this workspace (has: {have})",
                 file=self.path,
                 fix=f"run `curate {stage}` first or pass one of the names it has",
             )
         return self.path / outputs[name]["path"]
 
     def outputs(self, stage: str) -> dict[str, Any]:
-        """Every recorded output of ``stage`` by name."""
-        return dict(self._info()["outputs"].get(stage, {}))
+        """Every recorded output of ``stage`` by name, in the order they were recorded (outputs of
+        workspaces older than the sequence first, by name)."""
+        return self._ordered(self._info()["outputs"].get(stage, {}))

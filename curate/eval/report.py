@@ -18,6 +18,7 @@ from curate._core import schema as S
 from curate._core.io import atomic_path, write_text_atomic
 from curate.data.table import SampleTable
 from curate.errors import InputDataError
+from curate.eval.metrics import auroc, minority_flags
 
 
 def _plt() -> Any:
@@ -61,6 +62,16 @@ def group_names(metrics: list[dict[str, Any]], table: SampleTable | None = None)
     return names
 
 
+def _auroc(table: SampleTable, scores: pl.DataFrame) -> str:
+    """AUROC of ``conflict_score`` for the true minority train samples, in words ("n/a" and why
+    when it is undefined)."""
+    j = scores.select(S.SAMPLE_ID, "conflict_score").join(minority_flags(table.frame), on=S.SAMPLE_ID, how="left")
+    try:
+        return f"{auroc(j['conflict_score'].to_numpy(), j['minority'].fill_null(False).to_numpy()):.4f}"
+    except InputDataError as e:
+        return f"n/a ({e.problem})"
+
+
 def write_report(
     runs: list[Path],
     out: str | Path,
@@ -69,8 +80,17 @@ def write_report(
     scores: pl.DataFrame | None = None,
     embeddings: np.ndarray | None = None,
     embedding_ids: list[str] | None = None,
+    detector: str | None = None,
+    artifacts: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write ``out/report.md`` and its PNG plots; returns the report's path."""
+    """Write ``out/report.md`` and its PNG plots; returns the report's path.
+
+    Every plot is followed by a legend in words (what is drawn, what the colours mean, how to read
+    it). With ``scores`` (a discovery's per-sample scores) the report names the detection shown
+    (``detector``) and, where ``table`` has true groups, its minority-detection AUROC; with
+    ``artifacts`` (a text dataset's artifact tokens: ``token``, ``z``, ``class``, optional ``n``)
+    it lists them.
+    """
     plt = _plt()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,9 +133,28 @@ def write_report(
     ax.set_ylim(0, 1)
     ax.legend()
     ax.set_title("per-group test accuracy")
-    lines += ["", f"![per-group accuracy]({_save(fig, out / 'group_accuracy.png')})"]
+    lines += [
+        "",
+        f"![per-group accuracy]({_save(fig, out / 'group_accuracy.png')})",
+        "",
+        f"*Legend:* one bar per test group and run ({', '.join(m['run'] for m in metrics)}), its height the "
+        "run's test accuracy on that group; the lowest bar of a run is its worst-group accuracy (acc_wg).",
+    ]
+    if scores is not None:
+        lines += ["", "## Detection", ""]
+        what = f"detection `{detector}`" if detector else "the detection"
+        lines.append(
+            f"Shown: {what}, {scores.height} train samples scored (higher conflict_score = more likely "
+            "bias-conflicting)."
+        )
+        if table is not None and table.has_groups and "conflict_score" in scores.columns:
+            lines += [
+                "",
+                f"Minority-detection AUROC against the true groups: {_auroc(table, scores)} "
+                "(0.5 = chance, 1 = every minority sample ranked above every majority one).",
+            ]
     if table is not None and scores is not None and table.has_groups and "conflict_score" in scores.columns:
-        j = scores.join(table.frame.select(S.SAMPLE_ID, S.GROUP), on=S.SAMPLE_ID)
+        j = scores.select(S.SAMPLE_ID, "conflict_score").join(table.frame.select(S.SAMPLE_ID, S.GROUP), on=S.SAMPLE_ID)
         fig, ax = plt.subplots(figsize=(6, 4))
         for g in sorted(j[S.GROUP].unique()):
             ax.hist(
@@ -128,12 +167,21 @@ def write_report(
         ax.set_xlabel("conflict_score")
         ax.legend()
         ax.set_title("conflict score by true group (train)")
-        lines += ["", f"![scores]({_save(fig, out / 'score_histograms.png')})"]
+        lines += [
+            "",
+            f"![scores]({_save(fig, out / 'score_histograms.png')})",
+            "",
+            "*Legend:* the distribution (density) of the detector's conflict_score over the train samples of "
+            "each true group, one colour per group; a detector that finds the shortcut puts the minority "
+            "groups' mass to the right of the majority groups'.",
+        ]
     if embeddings is not None and embedding_ids is not None and scores is not None:
         from sklearn.decomposition import PCA
 
         xy = PCA(n_components=2, random_state=0).fit_transform(np.asarray(embeddings, dtype=np.float64))
-        pos = pl.DataFrame({S.SAMPLE_ID: embedding_ids, "x": xy[:, 0], "y": xy[:, 1]}).join(scores, on=S.SAMPLE_ID)
+        pos = pl.DataFrame({S.SAMPLE_ID: embedding_ids, "x": xy[:, 0], "y": xy[:, 1]}).join(
+            scores.select(S.SAMPLE_ID, *[c for c in (S.PSEUDO_GROUP,) if c in scores.columns]), on=S.SAMPLE_ID
+        )
         cols = [c for c in (S.PSEUDO_GROUP,) if c in pos.columns]
         if table is not None and table.has_groups:
             pos = pos.join(table.frame.select(S.SAMPLE_ID, S.GROUP), on=S.SAMPLE_ID)
@@ -142,7 +190,36 @@ def write_report(
         for ax, c in zip(axes[0], cols, strict=True):
             ax.scatter(pos["x"], pos["y"], c=pos[c].to_numpy(), s=4, cmap="tab10")
             ax.set_title(f"train embeddings (PCA) by {c}")
-        lines += ["", f"![embedding map]({_save(fig, out / 'embedding_map.png')})"]
+        coloured = " and ".join(
+            "pseudo-group (inferred by the detector)" if c == S.PSEUDO_GROUP else "true group" for c in cols
+        )
+        lines += [
+            "",
+            f"![embedding map]({_save(fig, out / 'embedding_map.png')})",
+            "",
+            f"*Legend:* each point is a train sample at the first two principal components of its embedding, "
+            f"coloured by {coloured} (one panel each); pseudo-groups that follow the true groups mean the "
+            "detector recovered them.",
+        ]
+    if artifacts:
+        lines += [
+            "",
+            "## Artifact tokens",
+            "",
+            "Tokens whose presence predicts one class far above its prior (Gardner et al.'s z-statistic; "
+            "a shortcut cue has a large z):",
+            "",
+            "| token | z | class | texts |",
+            "|---|---|---|---|",
+        ]
+        for a in artifacts:
+            cls = a["class"]
+            name = (
+                table.label_names[cls]
+                if table is not None and table.label_names and cls < len(table.label_names)
+                else cls
+            )
+            lines.append(f"| `{a['token']}` | {a['z']:.2f} | {name} | {a.get('n', '–')} |")
     report = out / "report.md"
     write_text_atomic(report, "\n".join(lines) + "\n")
     return report

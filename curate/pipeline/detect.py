@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from curate._core import schema as S
@@ -23,6 +24,10 @@ from curate.pipeline._common import as_workspace
 DEFAULT_DETECTOR = "auto"
 AUTO_DETECTORS = {"text": "artifacts", "image": "ensemble"}  # the best measured per modality (benchmarks/detection.py)
 DETECT_VERSION = 1
+MINORITY = "minority"
+"""Column of ``scores.parquet``: the detector's minority flag (the sample's pseudo-group is not its class's largest)."""
+TRUE_MINORITY = "true_minority"
+"""Column of ``scores.parquet`` where true groups exist: the sample's true group is not its class's majority."""
 
 
 def detect(
@@ -88,6 +93,47 @@ def cached_detect(
     return read_discovery(cached_stage("detect", DETECT_VERSION, parts, compute, root=root))
 
 
+ARTIFACT_TOKENS = 10
+"""How many artifact tokens a text report lists."""
+
+
+def artifact_tokens(table: SampleTable, discovery: Discovery | None = None) -> list[dict[str, Any]] | None:
+    """The artifact tokens of a text dataset (Gardner et al.'s z-statistic, see
+    :mod:`curate.detect.artifacts`): ``[{"token", "z", "class", "n"}]``, strongest first; the
+    ``artifacts`` detector's own when ``discovery`` is its, else computed on the train split. None
+    for images or when no token is frequent enough."""
+    if table.modality != "text":
+        return None
+    from curate.detect.artifacts import MIN_COUNT, artifact_z
+
+    rows = table.split("train").frame
+    labels = rows[S.LABEL].to_numpy()
+    try:
+        tokens, z, x = artifact_z(rows[S.TEXT].to_list(), labels, min_count=min(MIN_COUNT, max(1, rows.height // 10)))
+    except ValueError:  # no token frequent enough
+        return None
+    classes = sorted(set(labels.tolist()))
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    wanted = None
+    if discovery is not None and discovery.extra.get("artifacts"):
+        wanted = [a["token"] for a in discovery.extra["artifacts"]]
+    index = {t: i for i, t in enumerate(tokens)}
+    order = (
+        [index[t] for t in wanted if t in index]
+        if wanted
+        else list(np.argsort(-z.max(axis=1), kind="stable")[:ARTIFACT_TOKENS])
+    )
+    return [
+        {
+            "token": tokens[i],
+            "z": round(float(z[i].max()), 2),
+            "class": int(classes[int(np.argmax(z[i]))]),
+            "n": int(counts[i]),
+        }
+        for i in order
+    ]
+
+
 def detection_auroc(table: SampleTable, discovery: Discovery) -> float:
     """AUROC of ``conflict_score`` for the true minority (bias-conflicting) train samples.
 
@@ -95,25 +141,64 @@ def detection_auroc(table: SampleTable, discovery: Discovery) -> float:
         InputDataError: the dataset has no true groups.
     """
     flags = minority_flags(table.frame)
-    j = discovery.scores.join(flags, on=S.SAMPLE_ID, how="left")
+    j = discovery.scores.select(S.SAMPLE_ID, CONFLICT).join(flags, on=S.SAMPLE_ID, how="left")
     return auroc(j[CONFLICT].to_numpy(), j["minority"].to_numpy())
 
 
-def save_discovery(workspace: str | Path | Workspace, discovery: Discovery) -> Path:
-    """Store a discovery in ``WS/detect/<detector>/`` (scores, clusters, config; each file atomic)."""
+def minority_of(scores: pl.DataFrame) -> pl.Series:
+    """The detector's minority flag of each row of ``scores`` (``label``, ``pseudo_group``): True when
+    the sample's pseudo-group is not the largest of its class (ties: the lowest pseudo-group is the
+    majority)."""
+    sizes = (
+        scores.group_by(S.LABEL, S.PSEUDO_GROUP)
+        .len()
+        .sort([S.LABEL, "len", S.PSEUDO_GROUP], descending=[False, True, False])
+    )
+    majority = sizes.unique(S.LABEL, keep="first", maintain_order=True).select(
+        S.LABEL, pl.col(S.PSEUDO_GROUP).alias("_majority")
+    )
+    j = scores.select(S.LABEL, S.PSEUDO_GROUP).join(majority, on=S.LABEL, how="left", maintain_order="left")
+    return (j[S.PSEUDO_GROUP] != j["_majority"]).alias(MINORITY)
+
+
+def score_frame(discovery: Discovery, table: SampleTable | None = None) -> pl.DataFrame:
+    """A discovery's per-sample scores as written to ``scores.parquet``: ``sample_id, label,
+    conflict_score, pseudo_group, minority`` (the detector's flag: the pseudo-group is not its
+    class's largest), and with ``table``'s true groups also ``group`` and ``true_minority``."""
+    sc = discovery.scores
+    out = sc.select(S.SAMPLE_ID, S.LABEL, CONFLICT, S.PSEUDO_GROUP).with_columns(minority_of(sc))
+    if table is not None and table.has_groups:
+        truth = table.frame.select(S.SAMPLE_ID, S.GROUP).join(
+            minority_flags(table.frame).rename({"minority": TRUE_MINORITY}), on=S.SAMPLE_ID
+        )
+        out = out.join(truth, on=S.SAMPLE_ID, how="left", maintain_order="left")
+    return out
+
+
+def save_discovery(workspace: str | Path | Workspace, discovery: Discovery, **meta: Any) -> Path:
+    """Store a discovery in ``WS/detect/<detector>/`` (scores, clusters, config; written as one
+    folder) and record it as the workspace's current detection; ``meta`` goes into the record (who
+    made it: ``by="curate run"``, ``run=...``)."""
+    from curate._core.io import atomic_dir
+
     ws = as_workspace(workspace)
     folder = ws.path / "detect" / discovery.detector
-    write_discovery(folder, discovery)
-    ws.record("detect", discovery.detector, folder)
+    with atomic_dir(folder, overwrite=True) as tmp:
+        write_discovery(tmp, discovery)
+    ws.record("detect", discovery.detector, folder, **({"by": "curate detect"} | meta))
     return folder
 
 
 def write_discovery(folder: Path, discovery: Discovery) -> None:
-    """Write a discovery's scores, clusters and config into ``folder`` (each file atomic)."""
+    """Write a discovery's scores (with the ``minority`` flag), clusters and config into ``folder``
+    (each file atomic)."""
     from curate._core.io import atomic_path, write_json_atomic
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("scores", discovery.scores), ("clusters", discovery.clusters)):
+    scores = discovery.scores
+    if MINORITY not in scores.columns:
+        scores = scores.with_columns(minority_of(scores))
+    for name, frame in (("scores", scores), ("clusters", discovery.clusters)):
         with atomic_path(folder / f"{name}.parquet") as tmp:
             frame.write_parquet(tmp)
     write_json_atomic(
@@ -122,8 +207,25 @@ def write_discovery(folder: Path, discovery: Discovery) -> None:
     )
 
 
+def current_detector(workspace: str | Path | Workspace, detector: str | None = None) -> str:
+    """The name of the workspace's detection that ``detector`` names: itself when given, else the
+    current one (the latest recorded, by ``curate detect`` or ``curate run``).
+
+    Raises:
+        InputDataError: the workspace holds no such detection (the message lists those it has).
+    """
+    ws = as_workspace(workspace)
+    ws.lookup("detect", detector)  # raises, naming the ones there are
+    return detector or str(ws.latest("detect"))
+
+
 def load_discovery(workspace: str | Path | Workspace, detector: str | None = None) -> Discovery:
-    """Read a discovery saved by :func:`save_discovery` (the only one when ``detector`` is None)."""
+    """Read a discovery recorded in a workspace: ``detector``'s, or the current one (the latest
+    recorded) when ``detector`` is None.
+
+    Raises:
+        InputDataError: the workspace holds no such detection.
+    """
     ws = as_workspace(workspace)
     return read_discovery(ws.lookup("detect", detector))
 

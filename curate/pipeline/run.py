@@ -17,7 +17,6 @@ from curate._core.device import resolve_device
 from curate._core.io import atomic_path, write_json_atomic
 from curate.data import SampleTable
 from curate.data.workspace import Workspace
-from curate.detect import CONFLICT
 from curate.dynamics import ProxyConfig
 from curate.embed import DEFAULT_ENCODERS, create_encoder
 from curate.errors import ConfigError, InputDataError, UnknownNameError, did_you_mean
@@ -28,7 +27,14 @@ from curate.manifest import write_manifest
 from curate.pipeline._run_config import build, check_run_config, own_fields
 from curate.pipeline._run_folder import building, check_out, run_lock
 from curate.pipeline.data import load_dataset
-from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect, detection_auroc
+from curate.pipeline.detect import (
+    DEFAULT_DETECTOR,
+    artifact_tokens,
+    cached_detect,
+    detection_auroc,
+    save_discovery,
+    score_frame,
+)
 from curate.pipeline.dynamics import record_dynamics, record_network_dynamics
 from curate.pipeline.embed import embed
 from curate.pipeline.finetune import backbone_of
@@ -280,12 +286,15 @@ def run(
     ``acc_avg``, ``acc_wg``, ``adj_acc_avg``, ``groups``, the backbone, plus full val/test
     results), ``out/timing.json`` (wall seconds, apart so that reruns are byte-equal),
     ``out/manifest.parquet`` (+ its provenance), ``out/scores.parquet``
-    (``sample_id, conflict_score, pseudo_group``), ``out/predictions.parquet`` and ``out/report.md``.
+    (``sample_id, label, conflict_score, pseudo_group, minority``, and ``group, true_minority``
+    where true groups exist; see :func:`~curate.pipeline.detect.score_frame`), ``out/predictions.parquet`` and ``out/report.md``.
 
     Args:
         method: one of :data:`RUN_METHODS`; ``dfr``, ``groupdro`` and ``oracle`` use true group labels
             (the metrics say so).
         encoder: default ``efficientnet-lite0`` for images, ``minilm`` for text.
+        workspace: where embeddings, dynamics and detections are cached; the run's detection is
+            recorded there as the workspace's current one (``WS/detect/<detector>/``).
         config: per-stage settings (see :func:`read_run_config`).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; every stage runs there.
         backbone: ``network`` fine-tunes the encoder's network as a classifier, ``head`` trains a head
@@ -400,7 +409,9 @@ def _run(
     manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
     write_manifest(manifest, work / "manifest.parquet")
     with atomic_path(work / "scores.parquet") as tmp:
-        disc.scores.select(S.SAMPLE_ID, CONFLICT, S.PSEUDO_GROUP).write_parquet(tmp)
+        score_frame(disc, table).write_parquet(tmp)
+    if workspace is not None:  # the run's detection becomes the workspace's current one
+        save_discovery(workspace, disc, by="curate run", run=str(out), method=method)
     stage("select", f"{sel_name}: {manifest.frame.height} rows")
     request = TrainRequest(table, manifest, emb, pseudo, dev, work / "train", select_on=select_on)
     result = train(trainer, request, train_cfg)
@@ -445,6 +456,8 @@ def _run(
         scores=disc.scores,
         embeddings=matrix,
         embedding_ids=disc.scores[S.SAMPLE_ID].to_list(),
+        detector=disc.detector,
+        artifacts=artifact_tokens(table, disc),
     )
     stage("report", str(out / "report.md"))
     return metrics, timing

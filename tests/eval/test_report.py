@@ -49,3 +49,24 @@ def test_report_with_plots(tmp_path: Path) -> None:
         assert Image.open(tmp_path / "rep" / png).size[0] > 100
     with pytest.raises(InputDataError, match="no metrics.json"):
         write_report([tmp_path / "nope"], tmp_path / "rep2")
+
+
+def test_report_names_the_detection_with_legends_auroc_and_artifacts(tmp_path: Path) -> None:
+    t = table()
+    train = t.split("train").frame
+    # the minority (groups 1 and 2: not their class's majority) scored highest: AUROC 1
+    minority = train["group"].is_in([1, 2]).to_numpy()
+    scores = train.select("sample_id").with_columns(
+        pl.Series("conflict_score", minority.astype(float)), pl.lit(0).alias("pseudo_group")
+    )
+    emb = np.random.default_rng(0).normal(size=(train.height, 5))
+    tokens = [{"token": "dear", "z": 7.5, "class": 1, "n": 40}]
+    report = write_report(
+        [run(tmp_path / "erm", "erm", {"0": 0.9, "1": 0.4})], tmp_path / "rep", table=t, scores=scores,
+        embeddings=emb, embedding_ids=train["sample_id"].to_list(), detector="ensemble", artifacts=tokens,
+    )  # fmt: skip
+    text = report.read_text()
+    assert text.count("*Legend:*") == 3  # one under every plot
+    assert "Shown: detection `ensemble`, 12 train samples scored" in text
+    assert "Minority-detection AUROC against the true groups: 1.0000" in text
+    assert "| `dear` | 7.50 | 1 | 40 |" in text
