@@ -11,7 +11,7 @@ import polars as pl
 import typer
 from rich.text import Text
 
-from cli import curation, datasets, pipeline, signals, train
+from cli import curation, datasets, inspect, pipeline, signals, train
 from cli._render import console, err_console, show
 from curate import api
 from curate._core.progress import setup_logging
@@ -34,6 +34,7 @@ app.command()(curation.mix)
 app.command()(curation.balance)
 app.command()(curation.select)
 app.command()(curation.export)
+app.command()(inspect.inspect)
 app.command()(train.finetune)
 app.command()(train.evaluate)
 app.command()(train.report)

@@ -25,19 +25,38 @@ def detect(
 
 
 def _select(
-    method: str, workspace: Path, out: Path, detector: str | None, config: api.SelectConfig | None, format: str | None
+    method: str,
+    workspace: Path,
+    out: Path,
+    detector: str | None,
+    config: api.SelectConfig | None,
+    format: str | None,
+    review: tuple[Path | None, Path | None, Path | None] = (None, None, None),
 ) -> None:
     table, _, log, _ = api.workspace_signals(workspace)
     needs_discovery = method not in ("keep-all", "oracle") and not (
         isinstance(config, api.PruneConfig) and (config.attribute is not None or config.setting == "unidentifiable")
     )
-    discovery = api.load_discovery(workspace, detector) if needs_discovery else None
+    discovery = None
+    if needs_discovery:
+        name = api.current_detector(workspace, detector)
+        discovery = api.load_discovery(workspace, name)
+        console.print(f"using detection {name!r}")
     m = api.select(method, table, discovery, config, dynamics=log)
+    keep, drop, review_file = review
+    m = api.review(m, table, discovery, keep=keep, drop=drop, review_file=review_file)
     path = api.write_manifest(m, out, format=format)
     console.print(
         f"{method}: {len(m)} rows ({m.provenance['counts']['dropped']} train samples left out, "
         f"{m.provenance['counts']['mixed']} mixed) -> {path}"
     )
+    if "review" in m.provenance:
+        c = m.provenance["review"]["counts"]
+        api.record_review(workspace, m, path)
+        console.print(
+            f"review: {c['kept']} kept ({c['re_added']} re-added), {c['dropped']} dropped "
+            f"({c['rows_removed']} rows removed, {c['unmixed']} unmixed); recorded in the provenance"
+        )
     if table.has_groups:
         bal = api.group_balance(m, table)
         console.print(
@@ -48,7 +67,12 @@ def _select(
 OUT = typer.Option(
     ..., "--out", "-o", help="manifest path (.parquet; or .csv / .jsonl, with the provenance in PATH.json)"
 )
-DETECTOR = typer.Option(None, "--detector", "-d", help="which saved discovery (default: the only one)")
+DETECTOR = typer.Option(
+    None, "--detector", "-d", help="which recorded detection (default: the current one, the latest recorded)"
+)
+KEEP = typer.Option(None, "--keep", help="reviewer's decision: ids to keep (one a line; re-added with weight 1)")
+DROP = typer.Option(None, "--drop", help="reviewer's decision: ids to leave out of the manifest (one a line)")
+REVIEW = typer.Option(None, "--review", help="a review CSV with the columns sample_id,decision (keep or drop)")
 FORMAT = typer.Option(None, "--format", help="parquet, csv or jsonl (default: from the suffix)")
 SEED = typer.Option(0, help="seed")
 
@@ -68,10 +92,13 @@ def prune(
     detector: str | None = DETECTOR,
     format: str | None = FORMAT,
     seed: int = SEED,
+    keep: Path | None = KEEP,
+    drop: Path | None = DROP,
+    review: Path | None = REVIEW,
 ) -> None:
     """Data pruning (ICLR 2025): drop the hardest p of each class's spurious-feature carriers (early EL2N)."""
     cfg = api.PruneConfig(fraction=fraction, setting=setting, attribute=attribute, order=order, epoch=epoch, seed=seed)
-    _select("prune", workspace, out, detector, cfg, format)
+    _select("prune", workspace, out, detector, cfg, format, (keep, drop, review))
 
 
 def mix(
@@ -82,9 +109,12 @@ def mix(
     detector: str | None = DETECTOR,
     format: str | None = FORMAT,
     seed: int = SEED,
+    keep: Path | None = KEEP,
+    drop: Path | None = DROP,
+    review: Path | None = REVIEW,
 ) -> None:
     """Data mixing: class-balanced rows mixed with same-class partners from a group-balanced set."""
-    _select("mix", workspace, out, detector, api.MixConfig(alpha=alpha, s=s, seed=seed), format)
+    _select("mix", workspace, out, detector, api.MixConfig(alpha=alpha, s=s, seed=seed), format, (keep, drop, review))
 
 
 def balance(
@@ -95,6 +125,9 @@ def balance(
     detector: str | None = DETECTOR,
     format: str | None = FORMAT,
     seed: int = SEED,
+    keep: Path | None = KEEP,
+    drop: Path | None = DROP,
+    review: Path | None = REVIEW,
 ) -> None:
     """Balance pseudo-groups (or the true groups with --groups true) by weights or resampling."""
     _select(
@@ -104,6 +137,7 @@ def balance(
         detector,
         api.BalanceConfig(mode=mode, seed=seed),
         format,
+        (keep, drop, review),
     )
 
 
@@ -115,10 +149,13 @@ def select(
     detector: str | None = DETECTOR,
     format: str | None = FORMAT,
     seed: int = SEED,
+    keep: Path | None = KEEP,
+    drop: Path | None = DROP,
+    review: Path | None = REVIEW,
 ) -> None:
     """Any registered selection method with its defaults (see `curate list selectors`)."""
     cfg: api.SelectConfig | None = api.JTTConfig(lambda_up=lambda_up, seed=seed) if method == "jtt" else None
-    _select(method, workspace, out, detector, cfg, format)
+    _select(method, workspace, out, detector, cfg, format, (keep, drop, review))
 
 
 def export(

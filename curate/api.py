@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -20,6 +21,7 @@ from curate.data.workspace import Workspace
 from curate.detect import DETECTORS, Discovery, Signals
 from curate.dynamics import SCORERS, DynamicsLog, ProxyConfig
 from curate.embed import BACKBONES, ENCODERS, EmbeddingTable
+from curate.eval.findings import DEFAULT_TOP, top_flagged
 from curate.finetune import (
     FINETUNE_METHODS,
     ContrastiveConfig,
@@ -29,7 +31,7 @@ from curate.finetune import (
     MaskTuneConfig,
 )
 from curate.index import INDEX_BACKENDS, KMeansConfig, get_backend
-from curate.manifest import MANIFEST_FORMATS, Manifest, read_manifest, write_manifest
+from curate.manifest import MANIFEST_FORMATS, Manifest, Review, read_manifest, read_review, write_manifest
 from curate.pipeline import (
     AUTO_DETECTORS,
     CONFIGS,
@@ -77,6 +79,8 @@ from curate.pipeline import (
     workspace_signals,
     write_scores,
 )
+from curate.pipeline.detect import artifact_tokens, current_detector, score_frame
+from curate.pipeline.select import record_review, review, review_decisions
 from curate.select import SELECTORS as SELECTORS_REGISTRY
 from curate.select import BalanceConfig, JTTConfig, MixConfig, PruneConfig, SelectConfig
 
@@ -86,6 +90,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTOR_CANDIDATES",
     "FINETUNE_METHODS",
+    "REVIEW_COLUMN",
     "RUN_GRIDS",
     "RUN_METHODS",
     "RUN_STAGES",
@@ -104,16 +109,19 @@ __all__ = [
     "MixConfig",
     "ProxyConfig",
     "PruneConfig",
+    "Review",
     "SampleTable",
     "SelectConfig",
     "Signals",
     "Workspace",
+    "artifact_tokens",
     "backbone_of",
     "balance",
     "check_dataset",
     "check_run",
     "cluster",
     "contrastive",
+    "current_detector",
     "detect",
     "detection_auroc",
     "embed",
@@ -123,6 +131,7 @@ __all__ = [
     "finetune",
     "group_balance",
     "group_counts",
+    "inspect",
     "knn",
     "list_backbones",
     "list_benchmarks",
@@ -139,19 +148,25 @@ __all__ = [
     "mix",
     "prune",
     "read_manifest",
+    "read_review",
     "read_run_config",
     "record_dynamics",
     "record_network_dynamics",
+    "record_review",
     "registries",
     "report",
+    "review",
+    "review_decisions",
     "run",
     "run_lock",
     "run_table",
     "save_discovery",
     "score",
     "score_dynamics",
+    "score_frame",
     "select",
     "summarize_by_group",
+    "top_flagged",
     "version",
     "workspace_signals",
     "write_manifest",
@@ -226,3 +241,44 @@ def env_info() -> dict[str, str]:
     info["cuda"] = "available" if cuda_available() else "not available"
     info["faiss_gpus"] = str(faiss_gpu_count())
     return info
+
+
+REVIEW_COLUMN = "review"
+"""Column of :func:`inspect`'s frame: the reviewer's decision (keep, drop; null when none)."""
+
+
+def inspect(
+    workspace: str | Path,
+    *,
+    top: int = DEFAULT_TOP,
+    group: int | None = None,
+    detector: str | None = None,
+    manifest: str | Path | None = None,
+) -> tuple[str, pl.DataFrame]:
+    """The top-flagged train samples of a workspace's detection, with what a manifest and a
+    reviewer decided about each.
+
+    Args:
+        workspace: the workspace folder.
+        top: how many samples to list.
+        group: only this pseudo-group's samples.
+        detector: which recorded detection (default: the current one, the latest recorded by
+            ``curate detect`` or ``curate run``).
+        manifest: a manifest of this dataset: ``action`` says what it did to each sample, and
+            ``review`` shows the decisions recorded in it (default: the workspace's latest review).
+
+    Returns:
+        The detection's name and ``[sample_id, label, pseudo_group, score, path | text, action,
+        review]``, highest ``score`` first (higher = more likely bias-conflicting).
+
+    Raises:
+        InputDataError: not a workspace, or no such detection. ConfigError: a bad ``top`` or ``group``.
+    """
+    ws = Workspace(workspace)
+    table = ws.table()
+    name = current_detector(ws, detector)
+    scores = load_discovery(ws, name).scores
+    m = None if manifest is None else read_manifest(manifest, dataset_ids=table.ids)
+    frame = top_flagged(scores, table, top=top, group=group, manifest=None if m is None else m.frame)
+    decisions = review_decisions(ws, m).rename({"decision": REVIEW_COLUMN})
+    return name, frame.join(decisions, on="sample_id", how="left", maintain_order="left")

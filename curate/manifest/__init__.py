@@ -1,4 +1,4 @@
-"""Layer 1: the manifest schema, provenance, atomic readers/writers and PyTorch consumers."""
+"""Layer 1: the manifest schema, provenance, atomic readers/writers, reviewers' decisions and PyTorch consumers."""
 
 from curate.manifest.core import (
     MANIFEST_FORMATS,
@@ -8,6 +8,7 @@ from curate.manifest.core import (
     Manifest,
     check_against_dataset,
     check_provenance,
+    manifest_counts,
     manifest_frame,
     read_manifest,
     rows_fingerprint,
@@ -15,6 +16,7 @@ from curate.manifest.core import (
     validate_manifest,
     write_manifest,
 )
+from curate.manifest.review import Review, apply_review, check_review, read_review, review_of
 from curate.manifest.torch_data import ManifestDataset, weighted_sampler
 
 __all__ = [
@@ -24,10 +26,16 @@ __all__ = [
     "MIX_WITH",
     "Manifest",
     "ManifestDataset",
+    "Review",
+    "apply_review",
     "check_against_dataset",
     "check_provenance",
+    "check_review",
+    "manifest_counts",
     "manifest_frame",
     "read_manifest",
+    "read_review",
+    "review_of",
     "rows_fingerprint",
     "sidecar_path",
     "validate_manifest",

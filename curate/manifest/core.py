@@ -194,6 +194,27 @@ def check_against_dataset(manifest: Manifest, dataset: pl.DataFrame) -> None:
 
 
 # ---------------------------------------------------------------------------------- provenance
+def manifest_counts(frame: pl.DataFrame, *, train: int) -> dict[str, Any]:
+    """The provenance ``counts`` of manifest rows drawn from ``train`` train samples: ``train``,
+    ``rows``, ``unique_kept``, ``dropped``, ``mixed`` and, where the rows hold them, ``per_group``
+    and ``per_pseudo_group`` (``{"rows", "weight"}`` per group)."""
+    frame = manifest_frame(frame)
+    counts: dict[str, Any] = {
+        "train": train,
+        "rows": frame.height,
+        "unique_kept": frame[S.SAMPLE_ID].n_unique(),
+        "dropped": train - frame[S.SAMPLE_ID].n_unique(),
+        "mixed": int(frame[MIX_WITH].is_not_null().sum()),
+    }
+    for key in (S.GROUP, S.PSEUDO_GROUP):
+        if frame[key].null_count() < frame.height:
+            g = frame.group_by(key).agg(pl.len().alias("n"), pl.col(S.WEIGHT).sum().alias("w")).sort(key)
+            counts[f"per_{key}"] = {
+                str(r[key]): {"rows": r["n"], "weight": round(float(r["w"]), 6)} for r in g.iter_rows(named=True)
+            }
+    return counts
+
+
 def rows_fingerprint(frame: pl.DataFrame) -> str:
     """SHA-256 of a manifest's rows (their CSV text in schema order: equal across the three formats)."""
     return hashlib.sha256(manifest_frame(frame).write_csv().encode()).hexdigest()
