@@ -88,8 +88,10 @@ class _Samples:
         return out
 
 
-def _fig_html(fig: Any) -> str:
-    return str(fig.to_html(full_html=False, include_plotlyjs=False, config=_PLOT_CONFIG))
+def _fig_html(fig: Any, div_id: str) -> str:
+    """A figure's ``<div>`` and script (plotly.js is inlined once in the page's head). The id is fixed
+    (plotly draws a random one) so that the same inputs give the same page, byte for byte."""
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, config=_PLOT_CONFIG, div_id=div_id))
 
 
 def _label_name(table: SampleTable | None, y: int) -> str:
@@ -132,7 +134,11 @@ def _runs_section(metrics: list[dict[str, Any]], table: SampleTable | None) -> d
         height=380,
         margin={"t": 50, "b": 40},
     )
-    return {"rows": rows, "groups": [names.get(g, g) for g in groups], "chart": _fig_html(fig) if metrics else None}
+    return {
+        "rows": rows,
+        "groups": [names.get(g, g) for g in groups],
+        "chart": _fig_html(fig, "chart-runs") if metrics else None,
+    }
 
 
 def _hist_chart(hist: pl.DataFrame) -> str:
@@ -155,7 +161,7 @@ def _hist_chart(hist: pl.DataFrame) -> str:
         margin={"t": 50},
     )
     fig.update_traces(opacity=0.55)
-    return _fig_html(fig)
+    return _fig_html(fig, "chart-scores")
 
 
 def _map_charts(
@@ -200,7 +206,7 @@ def _map_charts(
             margin={"t": 50},
             legend={"itemsizing": "constant"},
         )
-        charts.append(_fig_html(fig))
+        charts.append(_fig_html(fig, f"chart-map-{len(charts)}"))
     return {"charts": charts, "method": method, "drawn": len(pick), "total": len(ids)}
 
 

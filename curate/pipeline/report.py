@@ -17,7 +17,7 @@ from curate.embed import EmbeddingTable
 from curate.eval import write_report
 from curate.eval.findings import top_flagged
 from curate.eval.html_report import TOP, write_html_report
-from curate.pipeline.detect import detection_auroc, load_discovery
+from curate.pipeline.detect import artifact_tokens, current_detector, detection_auroc, load_discovery
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +70,22 @@ def report(
         ws = Workspace(workspace)
         table = ws.table()
         if detector is not None or ws.outputs("detect"):
-            # the current detection: the latest recorded (outputs keep the order of recording)
-            discovery = load_discovery(ws, detector if detector is not None else next(reversed(ws.outputs("detect"))))
+            discovery = load_discovery(ws, current_detector(ws, detector))  # given, else the latest recorded
             scores = discovery.scores
             if ws.outputs("embed"):
                 emb = EmbeddingTable.load(ws.lookup("embed", next(iter(ws.outputs("embed")))))
                 ids = scores[S.SAMPLE_ID].to_list()
                 matrix = emb.select(ids, what="discovery").matrix
-    md = write_report([Path(r) for r in runs], out, table=table, scores=scores, embeddings=matrix, embedding_ids=ids)
+    md = write_report(
+        [Path(r) for r in runs],
+        out,
+        table=table,
+        scores=scores,
+        embeddings=matrix,
+        embedding_ids=ids,
+        detector=None if discovery is None else discovery.detector,
+        artifacts=None if table is None else artifact_tokens(table, discovery),
+    )
     neighbors: dict[str, list[str]] = {}
     detection: dict[str, Any] | None = None
     if discovery is not None and table is not None:
