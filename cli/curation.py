@@ -13,7 +13,7 @@ from curate import api
 def detect(
     workspace: Path = typer.Argument(..., help="workspace (after `curate embed` and `curate dynamics`)"),
     detector: str = typer.Option(api.DEFAULT_DETECTOR, "--detector", "-d", help="see `curate list detectors`"),
-    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the latest recorded)"),
 ) -> None:
     """Score every train sample's chance of being bias-conflicting and infer pseudo-groups."""
     table, emb, log, cfg = api.workspace_signals(workspace, encoder)

@@ -75,7 +75,7 @@ def embed(
 
 def dynamics(
     workspace: Path = typer.Argument(..., help="workspace folder (from `curate embed`)"),
-    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the latest recorded)"),
     proxy: str = typer.Option(
         "linear", help="linear or mlp: a head on the embeddings; network: the backbone fine-tuned on the train split"
     ),
@@ -122,7 +122,7 @@ def dynamics(
 
 def cluster(
     workspace: Path = typer.Argument(..., help="workspace folder (from `curate embed`)"),
-    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the latest recorded)"),
     k: int | None = typer.Option(None, help="clusters per class (default: chosen by silhouette)"),
     k_max: int = typer.Option(8, help="largest k tried by silhouette"),
     seed: int = typer.Option(0, help="seed"),

@@ -53,7 +53,7 @@ def finetune(
         [], "--spurious", help="contrastive: a spurious attribute in words (repeatable; default: the dataset's)"
     ),
     text_encoder: str | None = typer.Option(None, help="contrastive: prompt tower (default: CLIP's own, else minilm)"),
-    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the only ones)"),
+    encoder: str | None = typer.Option(None, "--encoder", "-e", help="which embeddings (default: the latest recorded)"),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N"),
     seed: int = typer.Option(0, help="seed"),
 ) -> None:
@@ -81,7 +81,7 @@ def finetune(
             augment=augment, groups=groups, **common,
         )  # fmt: skip
     ws = api.Workspace(workspace)
-    discovery = api.load_discovery(ws) if len(ws.outputs("detect")) == 1 else None
+    discovery = api.load_discovery(ws) if ws.outputs("detect") else None  # the current (latest) detection
     r = api.finetune(table, emb, m, cfg, method=method, discovery=discovery, out=out, device=device)
     extra = ""
     if method == "masktune":
