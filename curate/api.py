@@ -268,8 +268,9 @@ def inspect(
             ``review`` shows the decisions recorded in it (default: the workspace's latest review).
 
     Returns:
-        The detection's name and ``[sample_id, label, pseudo_group, score, path | text, action,
-        review]``, highest ``score`` first (higher = more likely bias-conflicting).
+        The detection's name and ``[sample_id, label, class (when the dataset names its classes),
+        pseudo_group, score, path | text, action, review]``, highest ``score`` first (higher = more
+        likely bias-conflicting).
 
     Raises:
         InputDataError: not a workspace, or no such detection. ConfigError: a bad ``top`` or ``group``.
@@ -281,4 +282,11 @@ def inspect(
     m = None if manifest is None else read_manifest(manifest, dataset_ids=table.ids)
     frame = top_flagged(scores, table, top=top, group=group, manifest=None if m is None else m.frame)
     decisions = review_decisions(ws, m).rename({"decision": REVIEW_COLUMN})
-    return name, frame.join(decisions, on="sample_id", how="left", maintain_order="left")
+    frame = frame.join(decisions, on="sample_id", how="left", maintain_order="left")
+    if table.label_names is not None:  # the class's name next to its index
+        names = {i: str(n) for i, n in enumerate(table.label_names)}
+        frame = frame.insert_column(
+            frame.columns.index("label") + 1,
+            frame["label"].replace_strict(names, default=None, return_dtype=pl.String).alias("class"),
+        )
+    return name, frame

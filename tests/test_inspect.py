@@ -44,7 +44,9 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def test_top_flagged_ordered_by_score(ws: Path) -> None:
     name, frame = api.inspect(ws, top=7)
     assert name == "knn" and frame.height == 7
-    assert frame.columns == ["sample_id", "label", "pseudo_group", "score", "path", "action", "review"]
+    assert frame.columns == ["sample_id", "label", "class", "pseudo_group", "score", "path", "action", "review"]
+    names = api.load_dataset(ws.parent / "data" / "metadata.csv").label_names
+    assert names is not None and frame["class"].to_list() == [names[y] for y in frame["label"].to_list()]
     full = api.load_discovery(ws).scores.sort(["conflict_score", "sample_id"], descending=[True, False])
     assert frame["sample_id"].to_list() == full["sample_id"].head(7).to_list()
     assert frame["score"].to_list() == sorted(frame["score"].to_list(), reverse=True)
@@ -63,7 +65,16 @@ def test_cli_json_and_table(ws: Path, capsys: pytest.CaptureFixture[str]) -> Non
     data = json.loads(out)
     assert data["detector"] == "knn" and len(data["samples"]) == 4
     assert [s["score"] for s in data["samples"]] == sorted((s["score"] for s in data["samples"]), reverse=True)
-    assert set(data["samples"][0]) == {"sample_id", "label", "pseudo_group", "score", "path", "action", "review"}
+    assert set(data["samples"][0]) == {
+        "sample_id",
+        "label",
+        "class",
+        "pseudo_group",
+        "score",
+        "path",
+        "action",
+        "review",
+    }
     code, out, err = cli(["inspect", str(ws), "--top", "3", "--group", "1"], capsys)
     assert code == 0 and "detection 'knn'" in out and "of pseudo-group 1" in out
     code, out, err = cli(["inspect", str(ws), "--format", "xml"], capsys)
