@@ -4,7 +4,7 @@ attribute, 95% aligned; SubpopBench layout), random 64-d embeddings with the att
 the ``knn`` detection, a ``balance`` manifest and a head fine-tuned on it; then ``curate report``
 (report.md + report.html). The page must stay usable: it draws a sample (≤ 5,000 map points, ≤ 24
 thumbnails a card, 20 flagged rows) and stays under ~20 MB whatever n.
-Run: ``.venv/bin/python -m benchmarks.report_size [--n 1000 --n 100000]``.
+Run: ``.venv/bin/python -m benchmarks.report_size [--n 1000 --n 100000 --n 1000000]`` (default: the first two).
 """
 
 from __future__ import annotations
