@@ -179,7 +179,7 @@ def _map_charts(
     if table.has_groups:
         pos = pos.join(table.frame.select(S.SAMPLE_ID, S.GROUP), on=S.SAMPLE_ID)
         colourings.append((S.GROUP, "true group"))
-    charts = []
+    charts: list[str] = []
     for col, title in colourings:
         fig = go.Figure()
         for (g,), part in pos.sort(col).group_by(col, maintain_order=True):
