@@ -263,7 +263,19 @@ def read_table(path: Path, *, columns: Mapping[str, str] | None = None, root: Pa
     label_names: tuple[str, ...] | None = None
     lab = df[S.LABEL].cast(pl.String)
     as_float = lab.str.strip_chars().cast(pl.Float64, strict=False)
-    if as_float.null_count() > lab.null_count():  # class names, not numbers
+    words = as_float.is_null() & lab.is_not_null()
+    if words.any() and as_float.is_not_null().any():  # a mix: neither indices nor names throughout
+        i = int(words.arg_true()[0])
+        number = lab.filter(as_float.is_not_null())[0]
+        raise InputDataError(
+            f"label {lab[i]!r} is a word, but other rows hold numbers (e.g. {number!r})",
+            file=path,
+            row=int(df[ROW][i]),
+            sample_id=str(df[S.SAMPLE_ID][i]),
+            column=S.LABEL,
+            fix="give every row an integer class index, or every row a class name",
+        )
+    if words.any():  # class names, not numbers
         label_names = tuple(sorted(lab.drop_nulls().unique().to_list()))
         df = df.with_columns(
             lab.replace_strict({n: i for i, n in enumerate(label_names)}, return_dtype=pl.Int64, default=None).alias(

@@ -152,6 +152,18 @@ def _unmapped_table(root: Path) -> dict[str, str]:
     return {"table": str(data / "table.csv")}
 
 
+def _mixed_label_table(root: Path) -> dict[str, str]:
+    """The mapped table with one label written as a word among integer labels (row 3)."""
+    names = _unmapped_table(root)
+    table = Path(names["table"])
+    lines = table.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[1] = "cat"
+    lines[3] = ",".join(cells)
+    table.write_text("\n".join(lines) + "\n")
+    return names
+
+
 def _flat_folder(root: Path) -> dict[str, str]:
     data, _ = _first_image(root)
     flat = root / "flat"
@@ -235,6 +247,7 @@ CASES = [
     Case("data-columns-bad-name-embed", ["embed", "{table}", *OUT, "--columns", "sample_id=nope"], 1, "column 'nope' (mapped to 'sample_id') not found", setup=_unmapped_table),
     Case("data-columns-bad-name-run", ["run", "{table}", "-m", "erm", *OUT, "--columns", "sample_id=nope"], 1, "column 'nope' (mapped to 'sample_id') not found", setup=_unmapped_table),
     Case("data-columns-malformed-run", ["run", "{table}", "-m", "erm", *OUT, "--columns", "uid"], 2, "expected canonical=column", setup=_unmapped_table),
+    Case("data-label-word-among-numbers", ["datasets", "check", "{table}", "--columns", "sample_id=uid,label=cls,split=fold,path=file"], 1, "row 3 (sample_id 'dc000002') column 'label': label 'cat' is a word, but other rows hold numbers", setup=_mixed_label_table),
     Case("data-columns-map-ok", ["datasets", "check", "{table}", "--columns", "sample_id=uid,label=cls,split=fold,path=file"], 0, "OK", setup=_unmapped_table),
     Case("data-target-not-for-layout-run", ["run", "{data}", "-m", "erm", *OUT, "--target", "Male"], 2, "'target' (--target) does not apply to the subpopbench layout", setup=_data),
     Case("data-celeba-target-typo-embed", ["embed", "{celeba}", *OUT, "--target", "Blond"], 2, "did you mean 'Blond_Hair'", setup=_celeba),
