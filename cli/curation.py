@@ -8,6 +8,7 @@ import typer
 
 from cli._render import console, show
 from curate import api
+from curate.errors import ConfigError
 
 
 def detect(
@@ -130,6 +131,8 @@ def balance(
     review: Path | None = REVIEW,
 ) -> None:
     """Balance pseudo-groups (or the true groups with --groups true) by weights or resampling."""
+    if groups not in ("pseudo", "true"):
+        raise ConfigError.bad_param("balance", "--groups", "'pseudo' or 'true'", groups)
     _select(
         "oracle" if groups == "true" else "balance",
         workspace,

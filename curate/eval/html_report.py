@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from curate._core import schema as S
-from curate._core.io import write_text_atomic
+from curate._core.io import prepare_target, write_text_atomic
 from curate.data.table import SampleTable
 from curate.eval import findings as F
 from curate.eval.report import group_names, read_runs
@@ -247,8 +247,9 @@ def write_html_report(
     from plotly.offline import get_plotlyjs
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     metrics = read_runs(runs)
+    prepare_target(out, folder=True)
+    out.mkdir(exist_ok=True)
     detection = detection or {}
     ctx: dict[str, Any] = {
         "title": f"curate report{f' — {table.name}' if table is not None else ''}",

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from curate._core import schema as S
-from curate._core.io import atomic_path, write_text_atomic
+from curate._core.io import atomic_path, prepare_target, write_text_atomic
 from curate.data.table import SampleTable
 from curate.errors import InputDataError
 from curate.eval.metrics import auroc, minority_flags
@@ -38,13 +38,34 @@ def _save(fig: Any, path: Path) -> str:
 
 
 def read_runs(runs: list[Path]) -> list[dict[str, Any]]:
-    """Each run folder's ``metrics.json`` with its folder name under ``run``."""
+    """Each run folder's ``metrics.json`` with its folder name under ``run``.
+
+    Raises:
+        InputDataError: a run without a readable ``metrics.json`` with test metrics, or two runs
+            with the same folder name (their columns would be indistinguishable).
+    """
     out = []
+    seen: dict[str, Path] = {}
+    redo = "rerun `curate finetune ... --out RUN` or `curate run`"
     for r in runs:
-        p = Path(r) / "metrics.json"
+        r = Path(r)
+        if r.name in seen:
+            raise InputDataError(
+                f"two runs named {r.name!r} ({seen[r.name]} and {r})",
+                file=r,
+                fix="give each run folder its own name (the report labels runs by folder name)",
+            )
+        seen[r.name] = r
+        p = r / "metrics.json"
         if not p.exists():
             raise InputDataError("no metrics.json", file=r, fix="run `curate finetune ... --out RUN` first")
-        out.append({"run": Path(r).name, **json.loads(p.read_text())})
+        try:
+            metrics = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise InputDataError(f"cannot read it as JSON ({e})", file=p, fix=redo) from e
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("test"), dict):
+            raise InputDataError("holds no test metrics (no 'test' object)", file=p, fix=redo)
+        out.append({"run": r.name, **metrics})
     return out
 
 
@@ -93,8 +114,9 @@ def write_report(
     """
     plt = _plt()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = read_runs(runs)
+    metrics = read_runs(runs)  # every input checked before anything is written
+    prepare_target(out, folder=True)
+    out.mkdir(exist_ok=True)
     lines = [
         "# curate report",
         "",

@@ -46,6 +46,13 @@ SELECT = ["select", "keep-all", "{ws}", "--out", "{root}/m.parquet"]
 
 CASES = [
     Case(
+        "balance-groups-unknown",
+        ["balance", "{ws}", "--out", "{root}/m.parquet", "--groups", "TRUE"],
+        2,
+        "balance: '--groups' must be 'pseudo' or 'true'; got 'TRUE'",
+        setup=_detected,
+    ),
+    Case(
         "review-drop-and-keep",
         [*SELECT, "--drop", "{root}/drop.txt", "--keep", "{root}/keep.txt"],
         0,
@@ -128,3 +135,29 @@ CASES = [
     ),
     Case("inspect-lists-the-top", ["inspect", "{ws}", "--top", "3"], 0, "detection 'knn': top 3", setup=_detected),
 ]
+
+
+def _runs(root: Path) -> dict[str, str]:
+    """Two run folders named ``erm`` (under a/ and b/), one with broken JSON, one with an empty object."""
+    import json
+
+    for sub in ("a", "b"):
+        (root / sub / "erm").mkdir(parents=True)
+        (root / sub / "erm" / "metrics.json").write_text(
+            json.dumps({"test": {"acc_avg": 1.0, "acc_wg": 1.0, "groups": {}}})
+        )
+    (root / "bad").mkdir()
+    (root / "bad" / "metrics.json").write_text('{"acc')
+    (root / "empty").mkdir()
+    (root / "empty" / "metrics.json").write_text("{}")
+    (root / "afile").write_text("x")
+    return {}
+
+
+CASES += [
+    Case("report-two-runs-same-name", ["report", "{root}/a/erm", "{root}/b/erm", "--out", "{root}/rep"], 1, "two runs named 'erm'", setup=_runs),
+    Case("report-metrics-not-json", ["report", "{root}/bad", "--out", "{root}/rep"], 1, "metrics.json: cannot read it as JSON", setup=_runs),
+    Case("report-metrics-without-test", ["report", "{root}/empty", "--out", "{root}/rep"], 1, "metrics.json: holds no test metrics", setup=_runs),
+    Case("report-missing-metrics-creates-nothing", ["report", "{root}", "--out", "{root}/rep"], 1, "no metrics.json", setup=_runs),
+    Case("report-out-is-a-file", ["report", "{root}/a/erm", "--out", "{root}/afile"], 1, "afile: is a file; a folder was expected", setup=_runs),
+]  # fmt: skip
