@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     stderr and an exit code != 0 (2 for usage errors); ``--debug`` adds the traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("CURATE_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]  # accepted anywhere on the line, not only before the command
     try:
         rv = app(args=args, prog_name="curate", standalone_mode=False)
     except SystemExit:

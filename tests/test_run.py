@@ -116,6 +116,6 @@ def test_run_rejects_bad_settings(digits_dir: Path, tmp_path: Path) -> None:
         api.run(no_groups, method="oracle", out=tmp_path / "x")
     bad = tmp_path / "bad.toml"
     bad.write_text("[finetune\nepochs=")
-    with pytest.raises(InputDataError, match="bad.toml"):
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
         api.read_run_config(bad)
     assert not (tmp_path / "x").exists()

@@ -7,6 +7,7 @@ attention mask, then L2 normalisation, with its ``max_seq_length`` of 256, equal
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -77,14 +78,35 @@ def _sentence_bert_max_length(model: str) -> int | None:
     return int(json.loads(cfg.read_text())["max_seq_length"]) if cfg.exists() else None
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a weights file (memoised per path, size and mtime within the process)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
 def _identity(ref: str) -> str:
-    """A stable identity for a model reference: name, or folder + weights size and mtime."""
+    """A stable identity for a model reference: its name, or the content of its weights (a file, or a
+    folder's ``*.safetensors`` / ``*.bin`` / ``*.pth``), so that the cache survives a moved or
+    recreated environment and never outlives a change of weights."""
     p = Path(ref)
     if not p.exists():
         return ref
-    weights = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin"))
-    stamp = [(w.name, w.stat().st_size, int(w.stat().st_mtime)) for w in weights]
-    return f"{p.resolve()}|{stamp}"
+    if p.is_file():
+        return f"sha256:{_digest(p)}"
+    weights = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")) + sorted(p.glob("*.pth"))
+    if not weights:  # nothing to hash: the folder's place is all there is
+        return str(p.resolve())
+    return "sha256:" + ",".join(f"{w.name}={_digest(w)}" for w in weights)
 
 
 def minilm_path() -> str:

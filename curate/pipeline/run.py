@@ -86,7 +86,7 @@ def read_run_config(path: str | Path) -> dict[str, dict[str, Any]]:
     ``[select]``, ``[finetune]`` whose keys are the fields of that stage's config.
 
     Raises:
-        InputDataError: the file cannot be read or is not TOML (names the file and the line).
+        InputDataError: the file cannot be read. ConfigError: it is not TOML (names the file and line).
         ConfigError: an unknown section or key (with the closest valid name), or a bad value, named by
             section and key: ``[select] fraction: expected a float in (0, 1), got "half"``.
     """
@@ -94,9 +94,13 @@ def read_run_config(path: str | Path) -> dict[str, dict[str, Any]]:
 
     file = Path(path)
     try:
-        cfg = tomllib.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InputDataError(f"cannot read the run config ({e})", file=file, fix="write a valid TOML file") from e
+        text = file.read_text()
+    except OSError as e:
+        raise InputDataError(f"cannot read the run config ({e.strerror or e})", file=file, fix="check the path") from e
+    try:
+        cfg = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:  # a configuration error: exit 2
+        raise ConfigError(f"{file}: not valid TOML ({e}); fix the file (see README, `curate run`)") from e
     return check_run_config(cfg, str(file))
 
 
@@ -242,6 +246,9 @@ def check_run(
             dataset does not fit a method. OutputExistsError: a folder of ``outs`` holds files that
             are not a run.
     """
+    twice = sorted({m for m in methods if list(methods).count(m) > 1})
+    if twice:
+        raise ConfigError(f"run: method {twice[0]!r} given more than once; give each method once")
     for m in methods:
         check_method(m)
     sections = check_run_config(config or {}, "run config")

@@ -32,6 +32,7 @@ CASES = [
     Case("usage-unknown-command", ["embedd"], 2, "No such command 'embedd'"),
     Case("usage-missing-argument", ["list"], 2, "Missing argument"),
     Case("unknown-registry", ["list", "benchmarkz"], 2, "did you mean 'benchmarks'"),
+    Case("debug-after-the-command-is-accepted", ["list", "benchmarks", "--debug"], 0, "digits-color"),
     Case(
         "unknown-benchmark",
         ["datasets", "make", "digits-colour", "--out", "{root}/x"],

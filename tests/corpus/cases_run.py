@@ -165,7 +165,14 @@ CASES = [
         "[select] must be a table of settings, got 3",
         setup=_toml("select = 3\n"),
     ),
-    Case("run-config-not-toml", _config(), 1, "cannot read the run config", setup=_toml("[finetune\nepochs=")),
+    Case(
+        "run-method-given-twice",
+        ["run", "{data}", "-m", "erm", "-m", "erm", "--out", "{root}/o"],
+        2,
+        "method 'erm' given more than once",
+        setup=_data,
+    ),
+    Case("run-config-not-toml", _config(), 2, "run.toml: not valid TOML", setup=_toml("[finetune\nepochs=")),
     Case(
         "run-config-key-of-another-selector-is-fine-but-a-typo-is-not",
         ["run", "{data}", "-m", "erm", "-m", "prune", "--out", "{root}/o", "--config", "{root}/run.toml"],
