@@ -29,6 +29,8 @@ def inspect(
 ) -> None:
     """List the samples most likely to carry the shortcut (highest conflict score first), with what a
     manifest and a reviewer decided about each."""
+    if top < 1:
+        raise ConfigError.bad_param("inspect", "--top", "an integer >= 1", top)
     if format not in FORMATS:
         raise ConfigError.bad_param("inspect", "--format", f"one of {', '.join(FORMATS)}", format)
     name, frame = api.inspect(workspace, top=top, group=group, detector=detector, manifest=manifest)

@@ -283,6 +283,11 @@ def inspect(
     frame = top_flagged(scores, table, top=top, group=group, manifest=None if m is None else m.frame)
     decisions = review_decisions(ws, m).rename({"decision": REVIEW_COLUMN})
     frame = frame.join(decisions, on="sample_id", how="left", maintain_order="left")
+    if m is not None:  # a row the reviewer dropped was not pruned by the method
+        dropped = (pl.col("action") == "pruned") & (pl.col(REVIEW_COLUMN) == "drop")
+        frame = frame.with_columns(
+            pl.when(dropped).then(pl.lit("dropped (review)")).otherwise("action").alias("action")
+        )
     if table.label_names is not None:  # the class's name next to its index
         names = {i: str(n) for i, n in enumerate(table.label_names)}
         frame = frame.insert_column(

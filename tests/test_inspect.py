@@ -129,7 +129,7 @@ def test_review_decisions_are_shown(ws: Path, tmp_path: Path, capsys: pytest.Cap
     _, frame = api.inspect(ws, top=3)  # the workspace remembers the latest review
     assert frame["review"].to_list() == ["drop", "drop", "keep"] and frame["action"].null_count() == 3
     _, frame = api.inspect(ws, top=3, manifest=m)  # or the manifest's own record
-    assert frame["action"].to_list() == ["pruned", "pruned", "kept"]
+    assert frame["action"].to_list() == ["dropped (review)", "dropped (review)", "kept"]  # not the method
     assert frame["review"].to_list() == ["drop", "drop", "keep"]
     assert api.review_decisions(ws).height == 3
     assert api.read_manifest(m).provenance["review"]["counts"]["dropped"] == 2

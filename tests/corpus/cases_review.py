@@ -129,7 +129,13 @@ CASES = [
         "'group' must be a pseudo-group among [0, 1, 2, 3]; got 9.",
         setup=_detected,
     ),
-    Case("inspect-top-zero", ["inspect", "{ws}", "--top", "0"], 2, "'top' must be a positive int", setup=_detected),
+    Case(
+        "inspect-top-zero",
+        ["inspect", "{ws}", "--top", "0"],
+        2,
+        "inspect: '--top' must be an integer >= 1; got 0",
+        setup=_detected,
+    ),
     Case(
         "inspect-bad-format", ["inspect", "{ws}", "--format", "csv"], 2, "must be one of table, json", setup=_detected
     ),
