@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import polars as pl
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 # User text (ids, paths, TOML names) is printed literally: no markup, no highlighting; errors never wrap.
-console = Console(markup=False, highlight=False)
+# Piped to a file or a log, tables get 160 columns (rich's default there is 80, which cuts paths); a
+# terminal's own width, or $COLUMNS, wins.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(markup=False, highlight=False, width=_PIPED_WIDTH)
 err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
