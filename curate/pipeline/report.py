@@ -14,6 +14,7 @@ from curate._core import schema as S
 from curate.data.workspace import Workspace
 from curate.detect import Discovery
 from curate.embed import EmbeddingTable
+from curate.errors import InputDataError
 from curate.eval import write_report
 from curate.eval.findings import top_flagged
 from curate.eval.html_report import TOP, write_html_report
@@ -38,6 +39,30 @@ def nearest_neighbors(
     q = [s for s in queries if s in pos]
     _, idx = index.search(np.asarray(matrix[[pos[s] for s in q]], dtype=np.float32), min(k + 1, len(ids)))
     return {s: [ids[j] for j in row if j >= 0 and ids[j] != s][:k] for s, row in zip(q, idx, strict=True)}
+
+
+def check_runs_match(runs: list[str | Path], fingerprint: str, workspace: Path) -> None:
+    """Refuse a run trained on another dataset than the workspace's (its manifest's provenance
+    records the dataset's fingerprint; runs without one are not checked).
+
+    Raises:
+        InputDataError: a run's dataset is not the workspace's.
+    """
+    import json
+
+    for r in runs:
+        p = Path(r) / "metrics.json"
+        try:
+            inputs = json.loads(p.read_text()).get("manifest", {}).get("inputs", {})
+        except (OSError, ValueError, AttributeError):
+            continue  # read_runs names the problem
+        seen = inputs.get("dataset") if isinstance(inputs, dict) else None
+        if seen is not None and seen != fingerprint:
+            raise InputDataError(
+                f"this run was trained on another dataset than the workspace {workspace}'s",
+                file=r,
+                fix="pass the workspace the run was made with (--workspace)",
+            )
 
 
 def report(
@@ -69,6 +94,7 @@ def report(
     if workspace is not None:
         ws = Workspace(workspace)
         table = ws.table()
+        check_runs_match(runs, table.fingerprint(), Path(workspace))
         if detector is not None or ws.outputs("detect"):
             discovery = load_discovery(ws, current_detector(ws, detector))  # given, else the latest recorded
             scores = discovery.scores

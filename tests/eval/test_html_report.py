@@ -156,6 +156,25 @@ def test_html_report_content(tmp_path: Path, digits_dir: Path) -> None:
     assert page.count("data:image/png;base64,") >= 4 * 24 + 20 * 6
 
 
+def test_report_refuses_a_run_of_another_dataset(tmp_path: Path, digits_dir: Path) -> None:
+    import json
+
+    from curate import api
+    from curate.errors import InputDataError
+    from tests.eval._html_fixture import build
+
+    ws, runs = build(tmp_path, digits_dir)
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    metrics["manifest"]["inputs"] = {"dataset": api.Workspace(ws).table().fingerprint()}
+    (runs[0] / "metrics.json").write_text(json.dumps(metrics))
+    api.report(runs, tmp_path / "ok", workspace=ws)  # the same dataset: fine
+    metrics["manifest"]["inputs"] = {"dataset": "0" * 64}
+    (runs[0] / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(InputDataError, match="trained on another dataset than the workspace"):
+        api.report(runs, tmp_path / "rep", workspace=ws)
+    assert not (tmp_path / "rep").exists()
+
+
 def test_html_report_of_many_text_samples_is_sampled(tmp_path: Path) -> None:
     n = 30_000
     rng = np.random.default_rng(0)
