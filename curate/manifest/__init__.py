@@ -1,7 +1,6 @@
 """Layer 1: the manifest schema, provenance, atomic readers/writers, reviewers' decisions and PyTorch consumers."""
 
 from curate.manifest.core import (
-    MANIFEST_FORMATS,
     MANIFEST_SCHEMA,
     MIX_LAMBDA,
     MIX_WITH,
@@ -10,12 +9,10 @@ from curate.manifest.core import (
     check_provenance,
     manifest_counts,
     manifest_frame,
-    read_manifest,
     rows_fingerprint,
-    sidecar_path,
     validate_manifest,
-    write_manifest,
 )
+from curate.manifest.io import MANIFEST_FORMATS, read_manifest, sidecar_path, write_manifest
 from curate.manifest.review import Review, apply_review, check_review, read_review, review_of
 from curate.manifest.torch_data import ManifestDataset, weighted_sampler
 

@@ -13,7 +13,7 @@ from curate._core.registry import Registry
 from curate.data.table import SampleTable
 from curate.detect import Discovery
 from curate.errors import ConfigError, InputDataError
-from curate.manifest import MIX_WITH, Manifest, manifest_frame
+from curate.manifest import Manifest, manifest_counts, manifest_frame
 
 Selector = Callable[..., Manifest]
 SELECTORS: Registry[Selector] = Registry("selector")
@@ -52,19 +52,7 @@ def build_manifest(
         )
     frame = manifest_frame(frame)
     train = table.split("train").frame
-    counts: dict[str, Any] = {
-        "train": train.height,
-        "rows": frame.height,
-        "unique_kept": frame[S.SAMPLE_ID].n_unique(),
-        "dropped": train.height - frame[S.SAMPLE_ID].n_unique(),
-        "mixed": int(frame[MIX_WITH].is_not_null().sum()),
-    }
-    for key in (S.GROUP, S.PSEUDO_GROUP):
-        if frame[key].null_count() < frame.height:
-            g = frame.group_by(key).agg(pl.len().alias("n"), pl.col(S.WEIGHT).sum().alias("w")).sort(key)
-            counts[f"per_{key}"] = {
-                str(r[key]): {"rows": r["n"], "weight": round(float(r["w"]), 6)} for r in g.iter_rows(named=True)
-            }
+    counts = manifest_counts(frame, train=train.height)
     provenance = {
         "method": method,
         "config": config,
