@@ -32,16 +32,8 @@ from curate.pipeline.embed import embed
 from curate.pipeline.finetune import backbone_of, contrastive, finetune, masktune
 from curate.pipeline.index import cluster, knn
 from curate.pipeline.report import report
-from curate.pipeline.run import (
-    BACKBONES,
-    DEFAULT_ENCODERS,
-    RUN_METHODS,
-    RUN_STAGES,
-    check_run,
-    read_run_config,
-    run,
-    run_table,
-)
+from curate.pipeline.run import run, run_table
+from curate.pipeline.run_plan import BACKBONES, DEFAULT_ENCODERS, RUN_METHODS, RUN_STAGES, check_run, read_run_config
 from curate.pipeline.select import CONFIGS, balance, export_manifest, group_balance, mix, prune, select
 from curate.pipeline.signals import score, workspace_signals
 from curate.pipeline.tuning import DETECTOR_CANDIDATES, RUN_GRIDS

@@ -1,0 +1,242 @@
+"""What a ``curate run`` will do, checked before any work: the methods, their selections and
+trainers, the groups each trains with, the run config (TOML), and every config built."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from curate._core.device import resolve_device
+from curate.data import SampleTable
+from curate.dynamics import ProxyConfig
+from curate.embed import DEFAULT_ENCODERS, create_encoder
+from curate.errors import ConfigError, InputDataError, UnknownNameError, did_you_mean
+from curate.finetune import ContrastiveConfig, DispelConfig, FinetuneConfig, MaskTuneConfig
+from curate.finetune.network import check_network
+from curate.pipeline._run_config import build, check_run_config, own_fields
+from curate.pipeline._run_folder import check_out
+from curate.pipeline.select import CONFIGS
+from curate.pipeline.tuning import (
+    SELECTION_LABELS,
+)
+from curate.select import SELECTORS
+
+logger = logging.getLogger(__name__)
+
+NO_GROUPS = "none"
+PSEUDO = "pseudo (inferred by the detector)"
+TRUE_TRAIN = "true train groups"
+TRUE_VAL = "true val groups (DFR's last-layer set)"
+TRUE_ATTR = "pseudo (balanced manifest) + true train attributes (the spurious-class term)"
+RUN_METHODS: dict[str, tuple[str, str, str]] = {
+    # method: (selection, trainer, the groups it trains with)
+    "erm": ("keep-all", "erm", NO_GROUPS),
+    "prune": ("prune", "erm", PSEUDO),
+    "mix": ("mix", "dispel", PSEUDO),  # a network backbone trains ERM on the mixing manifest instead
+    "mix-val": ("keep-all", "dispel", "true val groups (DISPEL's group-labelled set)"),
+    "balance": ("balance", "erm", PSEUDO),
+    "jtt": ("jtt", "erm", PSEUDO),
+    "spare": ("spare", "erm", PSEUDO),
+    "dfr": ("keep-all", "dfr", TRUE_VAL),
+    "groupdro": ("keep-all", "groupdro", TRUE_TRAIN),
+    "masktune": ("keep-all", "masktune", NO_GROUPS),
+    "contrastive": ("balance", "contrastive", TRUE_ATTR),
+    "oracle": ("oracle", "erm", TRUE_TRAIN),
+}
+LABEL_FREE_TRAINING = (NO_GROUPS, PSEUDO)
+RUN_DETECTORS = {"jtt": "jtt", "spare": "spare"}  # methods defined on their own discovery; the rest: auto
+PSEUDO_GROUP_SELECTIONS = ("balance", "prune", "mix")
+RUN_STAGES = ("load", "embed", "dynamics", "detect", "select", "finetune", "report")
+BACKBONES = ("auto", "network", "head")
+METRICS_FILE = "metrics.json"
+TIMING_FILE = "timing.json"  # wall times, apart from metrics.json so that reruns are byte-equal
+
+
+def read_run_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A ``curate run --config`` TOML file: tables ``[embed]``, ``[dynamics]``, ``[detect]``,
+    ``[select]``, ``[finetune]`` whose keys are the fields of that stage's config.
+
+    Raises:
+        InputDataError: the file cannot be read. ConfigError: it is not TOML (names the file and line).
+        ConfigError: an unknown section or key (with the closest valid name), or a bad value, named by
+            section and key: ``[select] fraction: expected a float in (0, 1), got "half"``.
+    """
+    import tomllib
+
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as e:
+        raise InputDataError(f"cannot read the run config ({e.strerror or e})", file=file, fix="check the path") from e
+    try:
+        cfg = tomllib.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:  # a configuration error: exit 2
+        raise ConfigError(f"{file}: not valid TOML ({e}); fix the file (see README, `curate run`)") from e
+    return check_run_config(cfg, str(file))
+
+
+def check_sections(cfg: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """Every section of a run config, empty where absent, each key and value checked
+    (see :func:`curate.pipeline._run_config.check_run_config`)."""
+    return check_run_config(cfg, where)
+
+
+def _make(cls: Any, section: str, fields: dict[str, Any], **defaults: Any) -> Any:
+    return build(cls, section, fields, "run config", **defaults)
+
+
+def check_method(method: str) -> str:
+    """``method`` if it is one of :data:`RUN_METHODS`.
+
+    Raises:
+        UnknownNameError: not a run method (with the closest one and the list).
+    """
+    if method not in RUN_METHODS:
+        raise UnknownNameError(
+            f"unknown method {method!r}{did_you_mean(method, RUN_METHODS)} (valid: {', '.join(RUN_METHODS)})"
+        )
+    return method
+
+
+def resolve_backbone(backbone: str, device: str) -> str:
+    """``auto`` → ``network`` on CUDA, ``head`` on the CPU (a fine-tuned network is hours per run there).
+
+    Raises:
+        ConfigError: not one of ``auto``, ``network``, ``head``.
+    """
+    if backbone not in BACKBONES:
+        raise ConfigError.bad_param("run()", "backbone", f"one of {', '.join(BACKBONES)}", backbone)
+    if backbone == "auto":
+        return "network" if device.startswith("cuda") else "head"
+    return backbone
+
+
+def trainer_config(trainer: str, fields: dict[str, Any], *, seed: int, encoder: str, backbone: str) -> Any:
+    """The config of ``trainer`` from the ``[finetune]`` fields; ``network`` fine-tunes ``encoder``.
+
+    MaskTune always fine-tunes the network (it masks the network's saliency); the contrastive
+    method trains projections over the frozen towers. A ``[finetune]`` field of another trainer's
+    config (``epochs`` for DISPEL, say, in a run of several methods) is left to that trainer; a name
+    no trainer knows is an error.
+    """
+    configs = {"masktune": MaskTuneConfig, "contrastive": ContrastiveConfig, "dispel": DispelConfig}
+    fields = own_fields(configs.get(trainer, FinetuneConfig), "finetune", fields)
+    if trainer == "masktune":
+        return _make(MaskTuneConfig, "finetune", fields, seed=seed, backbone=encoder)
+    if trainer == "contrastive":
+        return _make(ContrastiveConfig, "finetune", fields, seed=seed)
+    if trainer == "dispel":
+        return _make(DispelConfig, "finetune", fields, seed=seed)
+    # GroupDRO runs only on datasets with true groups (checked by run): FinetuneConfig's default groups="true"
+    net = {"backbone": encoder} if backbone == "network" else {}
+    return _make(FinetuneConfig, "finetune", fields, method=trainer, seed=seed, **net)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one method's run will do, every config built (and so checked)."""
+
+    method: str
+    seed: int
+    selection: str
+    trainer: str
+    train_groups: str
+    kind: str
+    encoder: str
+    proxy: ProxyConfig
+    sel_name: str
+    sel_cfg: Any
+    train_cfg: Any
+    head_cfg: FinetuneConfig
+
+
+def plan_method(
+    method: str,
+    sections: dict[str, dict[str, Any]],
+    *,
+    dev: str,
+    backbone: str,
+    seed: int,
+    encoder: str | None,
+    table: SampleTable | None,
+) -> RunPlan:
+    """Build every config of ``method``'s run; with ``table``, also check the dataset fits it."""
+    check_method(method)
+    selection, trainer, train_groups = RUN_METHODS[method]
+    kind = resolve_backbone(backbone, dev)
+    if trainer == "dispel" and kind == "network":
+        trainer = "erm"  # the network mixes the manifest's pairs at the input level
+    if table is not None and train_groups not in LABEL_FREE_TRAINING and not table.has_groups:
+        raise InputDataError(
+            f"method {method!r} needs true group labels, and this dataset has none",
+            file=table.where,
+            fix="pick a label-free method: "
+            + ", ".join(m for m, v in RUN_METHODS.items() if v[2] in LABEL_FREE_TRAINING),
+        )
+    modality = "image" if table is None else table.modality  # before loading: any network will do
+    enc = encoder or DEFAULT_ENCODERS[modality]
+    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
+    sel_name = SELECTORS.entry(selection).name
+    sel_cls = CONFIGS[sel_name]
+    sel_cfg = _make(sel_cls, "select", own_fields(sel_cls, "select", sections["select"]), seed=seed)
+    fields = sections["finetune"] | ({"source": "val"} if method == "mix-val" else {})
+    train_cfg = trainer_config(trainer, fields, seed=seed, encoder=enc, backbone=kind)
+    if table is not None and isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
+        check_network(train_cfg, table, dev)
+    head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
+    return RunPlan(
+        method, seed, selection, trainer, train_groups, kind, enc, proxy, sel_name, sel_cfg, train_cfg,
+        head_cfg or FinetuneConfig(seed=seed),
+    )  # fmt: skip
+
+
+def check_run(
+    methods: Sequence[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    encoder: str | None = None,
+    device: str = "auto",
+    backbone: str = "auto",
+    select_on: str = "val-groups",
+    seed: int = 0,
+    table: SampleTable | None = None,
+    outs: Sequence[str | Path] = (),
+) -> str:
+    """Check every input of :func:`run` for ``methods`` before any work: each method name, the
+    config's sections, keys and values, ``select_on``, ``backbone``, ``device``, the encoder's
+    name and each run folder in ``outs``; with ``table``, also that the dataset fits each method
+    (group labels, the encoder's modality, a network's needs). Cheap: nothing is loaded, embedded
+    or written.
+
+    Returns:
+        The resolved device.
+
+    Raises:
+        UnknownNameError: an unknown method or encoder (with the closest name). ConfigError: a bad
+            setting or option. DeviceUnavailableError: the device is absent. InputDataError: the
+            dataset does not fit a method. OutputExistsError: a folder of ``outs`` holds files that
+            are not a run.
+    """
+    twice = sorted({m for m in methods if list(methods).count(m) > 1})
+    if twice:
+        raise ConfigError(f"run: method {twice[0]!r} given more than once; give each method once")
+    for m in methods:
+        check_method(m)
+    sections = check_run_config(config or {}, "run config")
+    if select_on not in SELECTION_LABELS:
+        raise ConfigError.bad_param("run()", "select_on", f"one of {', '.join(SELECTION_LABELS)}", select_on)
+    if backbone not in BACKBONES:
+        raise ConfigError.bad_param("run()", "backbone", f"one of {', '.join(BACKBONES)}", backbone)
+    if encoder is not None:
+        enc = create_encoder(encoder)
+        if table is not None:
+            enc.check_modality(table.modality)
+    for folder in outs:
+        check_out(Path(folder))
+    dev = resolve_device(device)
+    for m in methods:
+        plan_method(m, sections, dev=dev, backbone=backbone, seed=seed, encoder=encoder, table=table)
+    return dev
