@@ -67,15 +67,14 @@ def list_(what: str = typer.Argument(..., help="a registry: " + ", ".join(api.re
         console.print(name)
 
 
-def _click_exceptions() -> tuple[type[BaseException], ...]:
-    """click's exception base classes: the installed typer may vendor its own click."""
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """click's exception class ``name`` (``ClickException``, ``Exit``) from click, from the click the
+    installed typer may vendor, and typer's own of that name."""
     import click
 
-    kinds: list[type[BaseException]] = [click.exceptions.ClickException]
     vendored = getattr(getattr(typer, "_click", None), "exceptions", None)
-    if vendored is not None and vendored.ClickException is not click.exceptions.ClickException:
-        kinds.append(vendored.ClickException)
-    return tuple(kinds)
+    found = (getattr(m, name, None) for m in (click.exceptions, vendored, typer))
+    return tuple(dict.fromkeys(c for c in found if isinstance(c, type) and issubclass(c, BaseException)))
 
 
 def _usage_line(e: BaseException) -> str:
@@ -97,7 +96,7 @@ def error_line(e: BaseException) -> tuple[str, int]:
     """The one error line and exit code for any exception escaping a command (2 for usage errors)."""
     if isinstance(e, CurateError):
         return str(e), e.exit_code
-    if isinstance(e, _click_exceptions()):
+    if isinstance(e, _click_classes("ClickException")):
         code = int(getattr(e, "exit_code", 2))
         return _usage_line(e), 2 if code == 2 else code
     if isinstance(e, OSError):
@@ -124,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("interrupted", style="bold red")
         sys.exit(130)
     except BaseException as e:
-        exit_ = getattr(sys.modules.get("click"), "exceptions", None)
-        if (exit_ is not None and isinstance(e, exit_.Exit)) or type(e).__name__ == "Exit":
+        if isinstance(e, _click_classes("Exit")):
             sys.exit(int(getattr(e, "exit_code", 0)))
         if debug:
             traceback.print_exception(e)
