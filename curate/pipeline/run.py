@@ -50,6 +50,7 @@ from curate.pipeline.tuning import (
     DETECT_GRIDS,
     RUN_GRIDS,
     choose_detector,
+    reference_groups,
     selection_groups,
     selection_label,
     tune_selection,
@@ -183,9 +184,15 @@ def _run(
     root = None if workspace is None else Workspace(workspace).path
     detect_params = {"detector": RUN_DETECTORS.get(method, DEFAULT_DETECTOR)} | sections["detect"]
     chosen_by: dict[str, Any] | None = None
+    # without group labels, every choice is scored on one val partition, fixed before any candidate
+    reference = (
+        reference_groups(table, emb, log, proxy, sections["detect"], root, dev, dyn_key)
+        if select_on == "pseudo-groups"
+        else None
+    )
     if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"]:
         disc, chosen_by = choose_detector(
-            table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on
+            table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference
         )
     else:
         disc = cached_detect(table, emb, log, proxy, detect_params, root, dev, dyn_key)
@@ -200,9 +207,9 @@ def _run(
             return disc if not extra else cached_detect(table, emb, log, proxy, params, root, dev, dyn_key)
 
         disc, sel_cfg, tuning = tune_selection(
-            table, emb, log, discover, sel_name, sel_cfg, grid, head_cfg, dev, det_grid, select_on
+            table, emb, log, discover, sel_name, sel_cfg, grid, head_cfg, dev, det_grid, select_on, reference
         )
-    pseudo = selection_groups(table, emb, disc, select_on)
+    pseudo = selection_groups(disc, select_on, reference)
     manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
     write_manifest(manifest, work / "manifest.parquet")
     with atomic_path(work / "scores.parquet") as tmp:

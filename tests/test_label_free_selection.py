@@ -1,0 +1,65 @@
+"""Model selection without group labels (``select_on="pseudo-groups"``): every candidate is scored on
+one partition of val, fixed before any candidate trains (the default detector's pseudo-groups,
+carried to each val row from its nearest train sample), never on the candidate's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from curate import api
+from curate.eval import minority_flags
+from curate.finetune import FinetuneConfig
+from curate.pipeline import tuning
+from curate.pipeline.detect import minority_of
+
+PROXY = api.ProxyConfig(epochs=10, lr=0.01)  # the `planted` fixture's recording
+
+
+def test_reference_groups_find_the_val_minority(planted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    ref = tuning.reference_groups(table, emb, log, PROXY, {}, tmp_path)
+    val = table.split("val").frame.select("sample_id", "label")
+    assert ref.height == val.height and set(ref["sample_id"]) == set(val["sample_id"])
+    assert ref.equals(tuning.reference_groups(table, emb, log, PROXY, {}, tmp_path))  # cached, same rows
+    # which pseudo-groups are minorities is decided on train, as the trainers see them
+    disc = api.detect(table, embeddings=emb, dynamics=log, proxy_config=PROXY)
+    flags = pl.concat([disc.scores.select("sample_id", "label", "pseudo_group"), ref.join(val, on="sample_id")],
+                      how="diagonal_relaxed")  # fmt: skip
+    flagged = flags.with_columns(minority_of(flags)).filter(pl.col("sample_id").is_in(val["sample_id"].implode()))
+    truth = flagged.join(minority_flags(table.frame).rename({"minority": "true"}), on="sample_id")
+    hit = truth.filter(pl.col("minority"))
+    assert hit.height >= 10 and hit["true"].mean() >= 0.9  # chance: 0.5 (val is group-balanced)
+
+
+def test_every_candidate_is_scored_on_one_val_partition(planted, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    val_ids = table.split("val").frame["sample_id"]
+    seen: list[pl.DataFrame] = []
+    real_train = tuning.train
+
+    def spy(method, request, config):  # type: ignore[no-untyped-def]
+        assert request.select_on == "pseudo-groups"
+        seen.append(request.pseudo_groups.filter(pl.col("sample_id").is_in(val_ids.implode())).sort("sample_id"))
+        return real_train(method, request, config)
+
+    monkeypatch.setattr(tuning, "train", spy)
+    disc, choice = tuning.choose_detector(
+        table, emb, log, PROXY, {}, tmp_path, FinetuneConfig(seed=0), select_on="pseudo-groups"
+    )
+    assert len(seen) == len(tuning.DETECTOR_CANDIDATES["image"])
+    assert seen[0].height == len(val_ids) and all(s.equals(seen[0]) for s in seen)
+    assert seen[0].equals(tuning.reference_groups(table, emb, log, PROXY, {}, tmp_path).sort("sample_id"))
+    assert choice["selection"] == tuning.SELECTION_LABELS["pseudo-groups"]
+    best = max(choice["tried"], key=lambda k: (choice["tried"][k]["val_acc_wg"], choice["tried"][k]["val_acc_avg"]))
+    assert choice["chosen"] == best == disc.detector
+
+
+def test_pseudo_group_selection_needs_the_reference(planted) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    disc = api.detect(table, embeddings=emb, dynamics=log, proxy_config=PROXY)
+    with pytest.raises(ValueError, match="reference_groups"):
+        tuning.selection_groups(disc, "pseudo-groups")
+    assert tuning.selection_groups(disc, "val-groups").height == disc.scores.height
