@@ -42,7 +42,8 @@ def run(
     select_on: str = typer.Option(
         "val-groups",
         help="model selection's worst-group accuracy on val over: val-groups (true, as the papers), "
-        "pseudo-groups or classes (no group labels anywhere)",
+        "pseudo-groups (the default detector's, one partition for every candidate) or classes "
+        "(both: no group labels anywhere)",
     ),
     format: FormatOpt = "auto",
     columns: ColumnsOpt = None,
