@@ -141,3 +141,41 @@ def test_a_failed_rerun_leaves_the_previous_run_whole_and_the_next_one_resumes(
     assert {k: v for k, v in again.items() if k != "timing.json"} == {
         k: v for k, v in files.items() if k != "timing.json"
     }  # byte-equal to the first run: timings live apart
+
+
+STAGE_WORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from curate._core.cache import cached_stage, resumable_stage
+
+    root, kind, log = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+
+    def compute(folder: Path) -> None:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        for k in range(5):  # shards written one by one, as embedding does
+            (folder / f"shard{k}").write_text(str(k))
+            time.sleep(0.2)
+
+    stage = resumable_stage if kind == "resumable" else cached_stage
+    folder = stage("demo", 1, ("same", "parts"), compute, root=root)
+    print(folder, sorted(p.name for p in folder.iterdir()), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["resumable", "cached"])
+def test_processes_sharing_a_cache_compute_each_entry_once(tmp_path: Path, kind: str) -> None:
+    """Two ``curate run`` on one workspace used to embed the same table side by side in one folder; the
+    first to finish removed the shards the other was reading (FileNotFoundError). Now the second waits
+    for the entry's lock and loads what the first wrote."""
+    log = tmp_path / "computed.txt"
+    argv = [sys.executable, "-c", STAGE_WORKER, str(tmp_path / "cache"), kind, str(log)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    procs = [subprocess.Popen(argv, env=_env(), **pipes) for _ in range(3)]  # type: ignore[call-overload]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outs]
+    assert len(log.read_text().split()) == 1  # computed by one process only
+    assert len({out for out, _ in outs}) == 1  # every process got the same finished entry
+    assert "shard4" in outs[0][0] and ".complete" in outs[0][0]

@@ -8,6 +8,10 @@ An entry is marked done by ``.complete``, which records the size and a checksum 
 last :data:`EDGE_BYTES` of every file in it. A hit checks them (a stat and two small reads per
 file), so an entry damaged later (a truncated ``embeddings.npy``, a file edited or removed by hand)
 is recomputed with a warning instead of crashing the stage that reads it.
+
+Computing an entry holds a lock file beside it (``<key>.lock``), so processes sharing a cache
+(two ``curate run`` on one workspace) compute each entry once: the second waits, then loads it.
+The lock is an OS file lock: a holder killed with ``kill -9`` releases it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -144,11 +149,14 @@ def entry_problem(folder: Path) -> str | None:
     return None
 
 
-def _hit(stage: str, target: Path, enabled: bool) -> bool:
-    """Whether ``target`` is a usable finished entry; a damaged one is logged and un-marked."""
+def _hit(stage: str, target: Path, enabled: bool, *, repair: bool = True) -> bool:
+    """Whether ``target`` is a usable finished entry; a damaged one is logged and un-marked (only
+    with ``repair``: under the entry's lock)."""
     if not (enabled and (target / COMPLETE).exists()):
         return False
     problem = entry_problem(target)
+    if problem is not None and not repair:
+        return False
     if problem is None:
         logger.info("loaded cached %s %s from %s", stage, target.name[:12], target.parent)  # 12 of the 64 hex
         return True
@@ -157,6 +165,25 @@ def _hit(stage: str, target: Path, enabled: bool) -> bool:
     )
     (target / COMPLETE).unlink(missing_ok=True)
     return False
+
+
+@contextmanager
+def entry_lock(target: Path, stage: str) -> Iterator[None]:
+    """Hold the inter-process lock of cache entry ``target`` (``<target>.lock``), waiting for another
+    process that computes the same entry; logged once when it has to wait."""
+    from filelock import FileLock, Timeout
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target.parent / f"{target.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.info("waiting for another process computing cached %s %s", stage, target.name[:12])
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def cached_stage(
@@ -184,11 +211,14 @@ def cached_stage(
         The entry's folder.
     """
     target = stage_dir(stage, version, *parts, root=root)
-    if _hit(stage, target, enabled):
+    if _hit(stage, target, enabled, repair=False):
         return target
-    with atomic_dir(target, overwrite=True) as tmp:
-        compute(tmp)
-        seal_entry(tmp, stage, version)
+    with entry_lock(target, stage):
+        if _hit(stage, target, enabled):  # another process may have finished it while we waited
+            return target
+        with atomic_dir(target, overwrite=True) as tmp:
+            compute(tmp)
+            seal_entry(tmp, stage, version)
     return target
 
 
@@ -209,12 +239,15 @@ def resumable_stage(
     import shutil
 
     target = stage_dir(stage, version, *parts, root=root)
-    damaged = enabled and (target / COMPLETE).exists()
-    if _hit(stage, target, enabled):
+    if _hit(stage, target, enabled, repair=False):
         return target
-    if (damaged or not enabled) and target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True, exist_ok=True)
-    compute(target)
-    seal_entry(target, stage, version)
+    with entry_lock(target, stage):  # one writer in the folder at a time, across processes
+        damaged = enabled and (target / COMPLETE).exists()
+        if _hit(stage, target, enabled):
+            return target
+        if (damaged or not enabled) and target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True, exist_ok=True)
+        compute(target)
+        seal_entry(target, stage, version)
     return target
