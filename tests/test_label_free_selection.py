@@ -57,6 +57,34 @@ def test_every_candidate_is_scored_on_one_val_partition(planted, tmp_path: Path,
     assert choice["chosen"] == best == disc.detector
 
 
+def test_a_trainer_that_reads_the_pseudo_groups_scores_the_candidates_itself(  # type: ignore[no-untyped-def]
+    planted, tmp_path: Path, monkeypatch
+) -> None:
+    """DISPEL builds its training set from the pseudo-groups: a balanced head rating the candidates for
+    it chose detectors whose tiny pseudo-minority made DISPEL fall far below ERM (README, "mix")."""
+    from curate.finetune.dispel import DispelConfig
+
+    table, emb, log = planted
+    trained: list[str] = []
+    real_train = tuning.train
+
+    def spy(method, request, config):  # type: ignore[no-untyped-def]
+        trained.append(method)
+        return real_train(method, request, config)
+
+    monkeypatch.setattr(tuning, "train", spy)
+    cfg = DispelConfig(heads=2, s_values=(1.0,), c_values=(1.0,), seed=0)
+    disc, choice = tuning.choose_detector(
+        table, emb, log, PROXY, {}, tmp_path, FinetuneConfig(seed=0), scorer=("dispel", cfg)
+    )
+    assert trained == ["dispel"] * len(tuning.DETECTOR_CANDIDATES["image"])
+    assert choice["scored_by"] == "dispel" and choice["chosen"] == disc.detector
+    trained.clear()
+    _, default = tuning.choose_detector(table, emb, log, PROXY, {}, tmp_path, FinetuneConfig(seed=0))
+    assert trained == ["erm"] * len(tuning.DETECTOR_CANDIDATES["image"])  # not the DISPEL choice's cache entry
+    assert default["scored_by"] == tuning.BALANCED_HEAD
+
+
 def test_pseudo_group_selection_needs_the_reference(planted) -> None:  # type: ignore[no-untyped-def]
     table, emb, log = planted
     disc = api.detect(table, embeddings=emb, dynamics=log, proxy_config=PROXY)

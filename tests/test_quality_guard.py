@@ -32,6 +32,8 @@ def test_label_free_methods_beat_erm_on_digits_color(digits_dir: Path, tmp_path:
                 "pseudo (inferred by the detector)",
             )
             assert m["model_selection"] == SELECTION_LABELS[select_on]
+            if method != "erm":  # mix's detector is rated by DISPEL itself, the others' by a balanced head
+                assert m["detector_choice"]["scored_by"] == ("dispel" if method == "mix" else "balanced head")
             wga.setdefault(method, []).append(m["acc_wg"])
     for method in ("prune", "mix", "balance"):
         assert statistics.fmean(wga[method]) >= statistics.fmean(wga["erm"]) + MARGIN, (method, wga)

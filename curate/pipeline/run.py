@@ -58,6 +58,10 @@ from curate.pipeline.tuning import (
 
 logger = logging.getLogger(__name__)
 
+TRAINERS_READING_PSEUDO_GROUPS = ("dispel",)
+"""Trainers that build their training set from the pseudo-groups themselves (DISPEL's group-balanced
+set B) rather than from the manifest: each scores the candidate detectors itself."""
+
 
 def run(
     data: str | Path | SampleTable,
@@ -191,8 +195,9 @@ def _run(
         else None
     )
     if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"]:
+        scorer = (trainer, train_cfg) if trainer in TRAINERS_READING_PSEUDO_GROUPS else None
         disc, chosen_by = choose_detector(
-            table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference
+            table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference, scorer
         )
     else:
         disc = cached_detect(table, emb, log, proxy, detect_params, root, dev, dyn_key)

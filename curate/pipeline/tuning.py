@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 # Which discovery feeds the pseudo-group methods is left open by their papers: `curate run` picks,
 # among these detectors, the one whose pseudo-group-balanced manifest trains the head with the best
-# validation worst-group accuracy.
+# validation worst-group accuracy; a trainer that reads the pseudo-groups itself (DISPEL's mixing)
+# is scored by itself instead, as the balanced head does not see what it is sensitive to (measured:
+# README, "mix").
 DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
 # prune's p (their scripts: 0.1-0.97); mix's alpha and s (DISPEL's s grid is 1, .9, .8, .7; two
 # points of each here, to keep a run short); JTT's lambda_up (their values: 6, 20, 50, 100). A field
@@ -53,8 +55,11 @@ RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
 # JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
 # MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation.
 DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
-CHOICE_VERSION = 3
-"""Version of the cached detector choice (3: without group labels, every candidate scored on one val partition)."""
+CHOICE_VERSION = 4
+"""Version of the cached detector choice (3: without group labels, every candidate scored on one val
+partition; 4: a trainer that reads the pseudo-groups scores the candidates itself)."""
+BALANCED_HEAD = "balanced head"
+"""The default scorer of a candidate discovery: a head trained on its pseudo-group-balanced manifest."""
 SELECTION_LABELS = {
     "val-groups": "true val groups",
     "pseudo-groups": "val pseudo-groups (the default detector's, from each row's nearest train sample; no group labels)",
@@ -107,10 +112,12 @@ def _val_score(
     device: str,
     select_on: str,
     reference: pl.DataFrame | None,
+    trainer: str = "erm",
 ) -> tuple[float, float]:
-    """Validation (worst-group, mean) accuracy of a head trained on ``manifest``."""
+    """Validation (worst-group, mean) accuracy of ``trainer`` (default a head) trained on ``manifest``
+    with ``disc``'s pseudo-groups."""
     pseudo = selection_groups(disc, select_on, reference)
-    r = train("erm", TrainRequest(table, manifest, emb, pseudo, device, select_on=select_on), head)
+    r = train(trainer, TrainRequest(table, manifest, emb, pseudo, device, select_on=select_on), head)
     best = r.extra["selection"]
     return best["acc_wg"], best["acc_avg"]
 
@@ -127,11 +134,14 @@ def choose_detector(
     dynamics_key: Any = None,
     select_on: str = "val-groups",
     reference: pl.DataFrame | None = None,
+    scorer: tuple[str, Any] | None = None,
 ) -> tuple[Discovery, dict[str, Any]]:
-    """The candidate discovery whose balanced manifest gives the best validation (WGA, mean
-    accuracy); ``reference``: the val pseudo-groups of :func:`reference_groups` (computed when
-    selecting on pseudo-groups and not given)."""
+    """The candidate discovery that scores the best validation (WGA, mean accuracy); ``reference``:
+    the val pseudo-groups of :func:`reference_groups` (computed when selecting on pseudo-groups and
+    not given). ``scorer``: ``(trainer, its config)`` trained on each candidate's pseudo-groups;
+    default a head on the candidate's balanced manifest (:data:`BALANCED_HEAD`)."""
     dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
+    by = BALANCED_HEAD if scorer is None else scorer[0]
 
     def compute(folder: Path) -> None:
         ref = reference
@@ -140,9 +150,10 @@ def choose_detector(
         tried = {}
         for det in DETECTOR_CANDIDATES[table.modality]:
             d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
-            wg, avg = _val_score(table, emb, d, select("balance", table, d), head, device, select_on, ref)
+            trainer, cfg = ("erm", head) if scorer is None else scorer
+            wg, avg = _val_score(table, emb, d, select("balance", table, d), cfg, device, select_on, ref, trainer)
             tried[det] = {"val_acc_wg": wg, "val_acc_avg": avg}
-            logger.debug("detector %s: balanced head val acc_wg %.4f", det, wg)
+            logger.debug("detector %s: %s val acc_wg %.4f", det, by, wg)
         best = max(tried, key=lambda k: (tried[k]["val_acc_wg"], tried[k]["val_acc_avg"]))
         (folder / "choice.json").write_text(json.dumps({"chosen": best, "tried": tried}))
 
@@ -152,17 +163,19 @@ def choose_detector(
         dyn,
         params,
         DETECTOR_CANDIDATES[table.modality],
-        head.to_dict(),
+        head.to_dict() if scorer is None else [scorer[0], scorer[1].to_dict()],
         select_on,
     )
     folder = cached_stage("detector-choice", CHOICE_VERSION, parts, compute, root=root)
     choice = json.loads((folder / "choice.json").read_text())
     choice["selection"] = selection_label(table, select_on)
+    choice["scored_by"] = by
     best, tried = choice["chosen"], choice["tried"]
     logger.info(
-        "detector: chose %s (val worst-group accuracy %.3f of a balanced head, on %s; %s)",
+        "detector: chose %s (val worst-group accuracy %.3f of %s, on %s; %s)",
         best,
         tried[best]["val_acc_wg"],
+        by,
         choice["selection"],
         ", ".join(f"{k} {v['val_acc_wg']:.3f}" for k, v in tried.items() if k != best),
     )
