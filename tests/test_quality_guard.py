@@ -16,12 +16,20 @@ from curate.pipeline.tuning import SELECTION_LABELS
 MARGIN = 0.15  # ERM's test WGA here is ~0.35, the label-free methods' ~0.65-0.75 (benchmarks/quality.py)
 
 
+@pytest.fixture(scope="module")
+def shared_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One workspace for both selection modes: the embeddings, dynamics and detections are the same."""
+    return tmp_path_factory.mktemp("guard") / "ws"
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("select_on", ["val-groups", "pseudo-groups"])
-def test_label_free_methods_beat_erm_on_digits_color(digits_dir: Path, tmp_path: Path, select_on: str) -> None:
+def test_label_free_methods_beat_erm_on_digits_color(
+    digits_dir: Path, tmp_path: Path, shared_ws: Path, select_on: str
+) -> None:
     table = api.load_dataset(digits_dir)
-    ws = tmp_path / "ws"
+    ws = shared_ws
     wga: dict[str, list[float]] = {}
     for method in ("erm", "prune", "mix", "balance"):
         for seed in range(3):
