@@ -141,7 +141,8 @@ def choose_detector(
     not given). ``scorer``: ``(trainer, its config)`` trained on each candidate's pseudo-groups;
     default a head on the candidate's balanced manifest (:data:`BALANCED_HEAD`)."""
     dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
-    by = BALANCED_HEAD if scorer is None else scorer[0]
+    trainer, cfg = ("erm", head) if scorer is None else scorer
+    by = BALANCED_HEAD if scorer is None else trainer
 
     def compute(folder: Path) -> None:
         ref = reference
@@ -150,7 +151,6 @@ def choose_detector(
         tried = {}
         for det in DETECTOR_CANDIDATES[table.modality]:
             d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
-            trainer, cfg = ("erm", head) if scorer is None else scorer
             wg, avg = _val_score(table, emb, d, select("balance", table, d), cfg, device, select_on, ref, trainer)
             tried[det] = {"val_acc_wg": wg, "val_acc_avg": avg}
             logger.debug("detector %s: %s val acc_wg %.4f", det, by, wg)
@@ -163,7 +163,7 @@ def choose_detector(
         dyn,
         params,
         DETECTOR_CANDIDATES[table.modality],
-        head.to_dict() if scorer is None else [scorer[0], scorer[1].to_dict()],
+        head.to_dict() if scorer is None else [trainer, cfg.to_dict()],
         select_on,
     )
     folder = cached_stage("detector-choice", CHOICE_VERSION, parts, compute, root=root)
