@@ -1,6 +1,6 @@
 """Model selection without group labels (``select_on="pseudo-groups"``): every candidate is scored on
 one partition of val, fixed before any candidate trains (the default detector's pseudo-groups,
-carried to each val row from its nearest train sample), never on the candidate's own."""
+carried to val), never on the candidate's own."""
 
 from __future__ import annotations
 

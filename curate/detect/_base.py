@@ -216,24 +216,38 @@ def build_discovery(
 
 
 def pseudo_groups_of(
-    discovery: Discovery, table: SampleTable, embeddings: EmbeddingTable, split: str, *, backend: str = "faiss-cpu"
+    discovery: Discovery,
+    table: SampleTable,
+    embeddings: EmbeddingTable | None,
+    split: str,
+    *,
+    backend: str = "faiss-cpu",
 ) -> pl.DataFrame:
-    """``[sample_id, pseudo_group]`` for the rows of ``split``, without group labels: each row takes the
-    pseudo-group of its nearest train sample (cosine, FAISS) of the same class — the discovery
-    carried to validation for label-free model selection.
+    """``[sample_id, pseudo_group]`` for the rows of ``split``, without group labels — the discovery
+    carried to validation for label-free model selection. A detector registered with a
+    ``score_split`` (a model that reads any row: ``artifacts``) scores the rows itself and they are
+    split at its train thresholds (:func:`groups_at_train_cut`); any other discovery's rows take the
+    pseudo-group of their nearest train sample (cosine, FAISS) of the same class.
 
     Raises:
         InputDataError: ``split`` has a class the discovery's train rows lack.
+        ConfigError: the carry by neighbour has no ``embeddings``.
     """
     from curate.index import KnnIndex
 
     rows = table.split(split).frame.select(S.SAMPLE_ID, S.LABEL)
     scores = discovery.scores
+    missing = sorted(set(rows[S.LABEL].unique().to_list()) - set(scores[S.LABEL].unique().to_list()))
+    if missing:
+        raise InputDataError(f"class {missing[0]} of the {split} split has no train rows to take pseudo-groups from")
+    score_split = DETECTORS.meta(discovery.detector).get("score_split") if discovery.detector in DETECTORS else None
+    if score_split is not None:
+        return groups_at_train_cut(discovery, rows, score_split(discovery, table, split))
+    if embeddings is None:
+        raise ConfigError(f"carrying the {discovery.detector!r} pseudo-groups to {split} needs embeddings")
     out = []
     for y in sorted(rows[S.LABEL].unique().to_list()):
         ref = scores.filter(pl.col(S.LABEL) == y)
-        if ref.height == 0:
-            raise InputDataError(f"class {y} of the {split} split has no train rows to take pseudo-groups from")
         query = rows.filter(pl.col(S.LABEL) == y)
         x_ref = embeddings.select(ref[S.SAMPLE_ID], what="train split").matrix
         x_q = embeddings.select(query[S.SAMPLE_ID], what=f"{split} split").matrix
@@ -241,3 +255,18 @@ def pseudo_groups_of(
         groups = ref[S.PSEUDO_GROUP].to_numpy()[idx[:, 0]]
         out.append(pl.DataFrame({S.SAMPLE_ID: query[S.SAMPLE_ID], S.PSEUDO_GROUP: groups}))
     return pl.concat(out)
+
+
+def groups_at_train_cut(discovery: Discovery, rows: pl.DataFrame, conflict: np.ndarray) -> pl.DataFrame:
+    """``[sample_id, pseudo_group]`` of ``rows`` (``[sample_id, label]``) scored ``conflict`` by a
+    score-split discovery: a row is in its class's pseudo-minority when its score reaches the lowest
+    train score of that class's minority (the train cut: Otsu's or a top share)."""
+    if discovery.detector in CLUSTERING_DETECTORS:
+        raise ConfigError(f"detector {discovery.detector!r} groups by clusters, not by a score threshold")
+    train = discovery.scores
+    cut = dict(train.filter(pl.col(CLUSTER) == 1).group_by(S.LABEL).agg(pl.col(CONFLICT).min()).iter_rows())
+    ids = dict(((y, c), g) for y, c, g in train.select(S.LABEL, CLUSTER, S.PSEUDO_GROUP).unique().iter_rows())
+    labels = rows[S.LABEL].to_list()
+    side = [int(y in cut and s >= cut[y]) for y, s in zip(labels, np.asarray(conflict).tolist(), strict=True)]
+    groups = [ids.get((y, c), ids.get((y, 1 - c))) for y, c in zip(labels, side, strict=True)]
+    return pl.DataFrame({S.SAMPLE_ID: rows[S.SAMPLE_ID], S.PSEUDO_GROUP: pl.Series(groups, dtype=pl.Int64)})

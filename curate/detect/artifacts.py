@@ -8,16 +8,22 @@ topical words, which are spread thin. A logistic regression on the presence of t
 tokens by z is a *bias-only* model (as in Clark et al. 2019): it predicts from the artifacts
 alone, so ``conflict_score = 1 − p_bias(y)`` is high exactly for texts whose artifacts point to
 another class — the bias-conflicting ones. Pseudo-groups: a per-class Otsu split of the score.
+The model reads any text, so the rows of val are scored by it directly (:func:`score_split`), not
+carried from their nearest train text: the label-free selection partition on text.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
+import polars as pl
 
 from curate._core import schema as S
 from curate.data.table import SampleTable
-from curate.detect._base import DETECTORS, Discovery, Signals, build_discovery, split_by_score, train_rows
-from curate.errors import ConfigError
+from curate.detect._base import CONFLICT, DETECTORS, Discovery, Signals, build_discovery, split_by_score, train_rows
+from curate.errors import ConfigError, InputDataError
 
 TOP_K = 10
 MIN_COUNT = 20
@@ -47,32 +53,90 @@ def artifact_z(
     return list(vec.get_feature_names_out()), z, x
 
 
+@dataclass(frozen=True)
+class BiasOnlyModel:
+    """A logistic regression on the presence of the ``tokens`` (the train artifacts): it reads any
+    text, so it scores the rows of every split with the model fitted on train."""
+
+    tokens: list[str]
+    model: Any
+    found: list[dict[str, Any]]
+
+    def conflict(self, texts: list[str], labels: np.ndarray) -> np.ndarray:
+        """``1 − p_bias(label)`` of each text; raises on a label the train split lacks."""
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        vec = CountVectorizer(binary=True, lowercase=True, token_pattern=TOKEN_PATTERN, vocabulary=self.tokens)
+        proba = self.model.predict_proba(vec.transform(texts))
+        cls_index = {c: i for i, c in enumerate(self.model.classes_)}
+        unknown = sorted({v for v in labels.tolist() if v not in cls_index})
+        if unknown:
+            raise InputDataError(f"labels {unknown} do not occur in the train split the bias-only model was fitted on")
+        return 1.0 - proba[np.arange(len(labels)), [cls_index[v] for v in labels.tolist()]]
+
+
+def fit_bias_model(texts: list[str], labels: np.ndarray, *, top_k: int, min_count: int, seed: int) -> BiasOnlyModel:
+    """The bias-only model on the ``top_k`` train tokens by Gardner et al.'s z-statistic."""
+    from sklearn.linear_model import LogisticRegression
+
+    tokens, z, x = artifact_z(texts, labels, min_count=min_count)
+    if not tokens:
+        raise ConfigError(f"detector 'artifacts': no token appears in {min_count} train texts; lower min_count")
+    top = np.argsort(-z.max(axis=1), kind="stable")[:top_k]
+    model = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(x[:, top], labels)
+    found = [{"token": tokens[i], "z": round(float(z[i].max()), 2), "class": int(np.argmax(z[i]))} for i in top]
+    return BiasOnlyModel([tokens[i] for i in top], model, found)
+
+
+def _texts(table: SampleTable, rows: pl.DataFrame) -> list[str]:
+    return rows.join(table.frame.select(S.SAMPLE_ID, S.TEXT), on=S.SAMPLE_ID, how="left", maintain_order="left")[
+        S.TEXT
+    ].to_list()
+
+
+def _train_model(table: SampleTable, *, top_k: int, min_count: int, seed: int) -> tuple[pl.DataFrame, BiasOnlyModel]:
+    if table.modality != "text":
+        raise ConfigError("detector 'artifacts' needs a text dataset; use 'ensemble' or 'knn' for images")
+    rows = train_rows(table)
+    return rows, fit_bias_model(
+        _texts(table, rows), rows[S.LABEL].to_numpy(), top_k=top_k, min_count=min_count, seed=seed
+    )
+
+
+def score_split(discovery: Discovery, table: SampleTable, split: str) -> np.ndarray:
+    """The conflict scores of ``split``'s rows (in the table's order) under ``discovery``'s bias-only
+    model, refitted on train from its config (deterministic); how its pseudo-groups reach val.
+
+    Raises:
+        InputDataError: the refitted model does not reproduce the discovery's train scores (the
+            discovery was made on another table).
+    """
+    cfg = discovery.config
+    rows, model = _train_model(table, top_k=cfg["top_k"], min_count=cfg["min_count"], seed=cfg["seed"])
+    train = model.conflict(_texts(table, rows), rows[S.LABEL].to_numpy())
+    known = discovery.scores.select(S.SAMPLE_ID, CONFLICT)
+    mine = pl.DataFrame({S.SAMPLE_ID: rows[S.SAMPLE_ID], "again": train}).join(known, on=S.SAMPLE_ID, how="left")
+    if mine[CONFLICT].null_count() or not np.allclose(mine["again"].to_numpy(), mine[CONFLICT].to_numpy()):
+        raise InputDataError(
+            "the 'artifacts' discovery does not match this table's train split",
+            fix="detect again on this dataset",
+        )
+    target = table.split(split).frame.select(S.SAMPLE_ID, S.LABEL)
+    return model.conflict(_texts(table, target), target[S.LABEL].to_numpy())
+
+
 @DETECTORS.register(
-    "artifacts", needs=("text",), description="bias-only model on token artifacts (Gardner et al. z-statistic)"
+    "artifacts",
+    needs=("text",),
+    description="bias-only model on token artifacts (Gardner et al. z-statistic)",
+    score_split=score_split,
 )
 def artifacts(
     table: SampleTable, signals: Signals, *, top_k: int = TOP_K, min_count: int = MIN_COUNT, seed: int = 0
 ) -> Discovery:
     """Conflict score = 1 − p(label) of a logistic regression on the ``top_k`` artifact tokens."""
-    from sklearn.linear_model import LogisticRegression
-
-    if table.modality != "text":
-        raise ConfigError("detector 'artifacts' needs a text dataset; use 'ensemble' or 'knn' for images")
-    rows = train_rows(table)
-    texts = rows.join(table.frame.select(S.SAMPLE_ID, S.TEXT), on=S.SAMPLE_ID, how="left", maintain_order="left")[
-        S.TEXT
-    ]
-    labels = rows[S.LABEL].to_numpy()
-    tokens, z, x = artifact_z(texts.to_list(), labels, min_count=min_count)
-    if not tokens:
-        raise ConfigError(f"detector 'artifacts': no token appears in {min_count} train texts; lower min_count")
-    top = np.argsort(-z.max(axis=1), kind="stable")[:top_k]
-    bias = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(x[:, top], labels)
-    proba = bias.predict_proba(x[:, top])
-    cls_index = {c: i for i, c in enumerate(bias.classes_)}
-    p_true = proba[np.arange(len(labels)), [cls_index[v] for v in labels]]
-    conflict = 1.0 - p_true
-    found = [{"token": tokens[i], "z": round(float(z[i].max()), 2), "class": int(np.argmax(z[i]))} for i in top]
+    rows, model = _train_model(table, top_k=top_k, min_count=min_count, seed=seed)
+    conflict = model.conflict(_texts(table, rows), rows[S.LABEL].to_numpy())
     return build_discovery(
         rows,
         conflict,
@@ -80,5 +144,5 @@ def artifacts(
         detector="artifacts",
         config={"top_k": top_k, "min_count": min_count, "seed": seed},
         dynamics=signals.dynamics,
-        extra={"artifacts": found},
+        extra={"artifacts": model.found},
     )

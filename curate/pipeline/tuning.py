@@ -6,8 +6,11 @@ groups ``select_on`` names — true val groups (what the papers do), val pseudo-
 (no group labels anywhere) — and the result says which.
 
 Without group labels (``pseudo-groups``) every candidate is scored on one partition of val, fixed
-before any candidate is trained: the default detector's train pseudo-groups carried to each val row
-from its nearest train sample of the same class (:func:`reference_groups`). Scoring each candidate
+before any candidate is trained: the default detector's pseudo-groups carried to val
+(:func:`reference_groups`): on text the bias-only ``artifacts`` model scores each val text itself and
+it is split at the train threshold; on images each val row takes the pseudo-group of its nearest
+train sample of the same class. (Carried by neighbour, text's val minority shrank to ~16 rows on
+fortunes-cue, too few to tell candidates apart.) Scoring each candidate
 discovery on its *own* val pseudo-groups instead compares worst-group accuracies over different
 groups: a discovery whose pseudo-groups are meaningless (a chance split) has a worst "group" as
 easy as the average and wins. Measured on fmnist-textures: the cluster detector's val minority was
@@ -55,14 +58,15 @@ RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
 # JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
 # MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation.
 DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
-CHOICE_VERSION = 4
+CHOICE_VERSION = 5
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
-partition; 4: a trainer that reads the pseudo-groups scores the candidates itself)."""
+partition; 4: a trainer that reads the pseudo-groups scores the candidates itself; 5: on text that
+partition comes from the bias-only model scoring val, not from neighbours)."""
 BALANCED_HEAD = "balanced head"
 """The default scorer of a candidate discovery: a head trained on its pseudo-group-balanced manifest."""
 SELECTION_LABELS = {
     "val-groups": "true val groups",
-    "pseudo-groups": "val pseudo-groups (the default detector's, from each row's nearest train sample; no group labels)",
+    "pseudo-groups": "val pseudo-groups (the default detector's, carried to val; no group labels)",
     "classes": "classes: worst-class accuracy (no group labels)",
 }
 
@@ -84,9 +88,10 @@ def reference_groups(
     device: str = "cpu",
     dynamics_key: Any = None,
 ) -> pl.DataFrame:
-    """``[sample_id, pseudo_group]`` of the val rows, without group labels: each row takes the
-    pseudo-group of its nearest train sample of the same class under one discovery, that of
-    ``params``' detector or else the default (``auto``: ensemble for images, artifacts for text).
+    """``[sample_id, pseudo_group]`` of the val rows, without group labels: one discovery's
+    pseudo-groups carried to val (:func:`curate.detect.pseudo_groups_of`: the detector's own model
+    where it has one, else the nearest train sample of the same class), that of ``params``'
+    detector or else the default (``auto``: ensemble for images, artifacts for text).
     The one partition every candidate is scored on when selecting without group labels."""
     disc = cached_detect(table, emb, log, proxy, {"detector": DEFAULT_DETECTOR} | params, root, device, dynamics_key)
     return pseudo_groups_of(disc, table, emb, "val")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
 
 from curate import api
-from curate.detect import DETECTORS, otsu_split, rank01
-from curate.errors import ConfigError
+from curate.detect import DETECTORS, otsu_split, pseudo_groups_of, rank01
+from curate.errors import ConfigError, InputDataError
 
 
 @pytest.mark.parametrize("name", [n for n in DETECTORS.names() if n != "artifacts"])
@@ -88,3 +90,48 @@ def test_artifacts_finds_a_planted_cue_phrase(tmp_path) -> None:  # type: ignore
             api.load_dataset(tmp_path / "metadata.csv").with_frame(table.frame.rename({"text": "path"})),
             detector="artifacts",
         )
+
+
+def _cue_texts(path: Path, splits: dict[int, int], seed: int = 0) -> pl.DataFrame:
+    """Texts whose cue phrase marks class 1 in 90% of train rows; val and test are group-balanced."""
+    rng = np.random.default_rng(seed)
+    topics = [["kernel", "compiler", "debug", "server"], ["garden", "recipe", "poem", "holiday"]]
+    rows = []
+    for split, n in splits.items():
+        for i in range(n):
+            y = i % 2
+            minority = rng.random() < 0.1 if split == 0 else (i // 2) % 2 == 1
+            a = (1 - y) if minority else y
+            words = [rng.choice(topics[y if rng.random() < 0.7 else 1 - y]) for _ in range(4)]
+            words += list(rng.choice(["the", "a", "of", "and", "to"], size=4))
+            rows.append((f"s{split}-{i}", split, y, a, " ".join(words) + (" mind you honestly" if a else "")))
+    frame = pl.DataFrame(rows, schema=["id", "split", "y", "a", "text"], orient="row")
+    frame.write_csv(path)
+    return frame
+
+
+def test_artifacts_scores_val_texts_with_its_own_bias_model(tmp_path: Path) -> None:
+    frame = _cue_texts(tmp_path / "metadata.csv", {0: 600, 1: 80})
+    table = api.load_dataset(tmp_path / "metadata.csv")
+    d = api.detect(table)
+    val = pseudo_groups_of(d, table, None, "val")  # no embeddings: the bias-only model reads the texts
+    # by hand: a val text is in its class's pseudo-minority when its cue disagrees with its class
+    # (val is group-balanced, so chance agreement is 0.5; the bias model also weighs topical words)
+    truth = frame.filter(pl.col("split") == 1).select(pl.col("id").alias("sample_id"), "y", "a")
+    minority = set(d.scores.filter(pl.col("cluster") == 1)["pseudo_group"].to_list())
+    got = truth.join(val, on="sample_id").with_columns(pl.col("pseudo_group").is_in(list(minority)).alias("flagged"))
+    assert got.height == 80 and got.filter(pl.col("y") != pl.col("a")).height == 40
+    assert (got["flagged"] == (got["y"] != got["a"])).mean() >= 0.95
+    # a discovery made on another table is refused, not silently carried
+    _cue_texts(tmp_path / "other.csv", {0: 600, 1: 80}, seed=1)
+    other = api.load_dataset(tmp_path / "other.csv")
+    with pytest.raises(InputDataError, match="does not match this table"):
+        pseudo_groups_of(d, other, None, "val")
+
+
+def test_neighbour_carry_needs_embeddings(planted) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    d = api.detect(table, embeddings=emb, dynamics=log, detector="knn")
+    with pytest.raises(ConfigError, match="needs embeddings"):
+        pseudo_groups_of(d, table, None, "val")
+    assert pseudo_groups_of(d, table, emb, "val").height == table.split("val").frame.height
