@@ -20,7 +20,11 @@ setting, which uses val group labels, as DFR does). Grids from their scripts: C 
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import itertools
+import json
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -89,14 +93,47 @@ def _wga(pred: np.ndarray, y: np.ndarray, g: np.ndarray) -> float:
     return min(float((pred[g == k] == y[g == k]).mean()) for k in np.unique(g))
 
 
+_FITS: OrderedDict[str, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = OrderedDict()
+_FITS_KEPT = 8  # a `curate run -m mix` fits once per candidate detector, then again for the chosen one
+
+
+def _fit_key(x: np.ndarray, y: np.ndarray, g: np.ndarray, cfg: DispelConfig) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in (x, y, g):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
 def fit_dispel(
     x: np.ndarray, y: np.ndarray, g: np.ndarray, cfg: DispelConfig
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Choose (α, s, C) on half splits of the labelled set, then average ``cfg.heads`` heads.
+    Deterministic in its inputs, so a fit already made in this process on the same (x, y, g, cfg)
+    is returned again (the detector choice fits the chosen candidate before the final model).
 
     Returns:
         ``(coef (K, d), intercept (K,), {"alpha", "s", "C", "tried"})``.
     """
+    key = _fit_key(x, y, g, cfg)
+    if key in _FITS:
+        _FITS.move_to_end(key)
+        coef, intercept, chosen = _FITS[key]
+        return coef, intercept, copy.deepcopy(chosen)
+    fit = _fit_dispel(x, y, g, cfg)
+    for a in fit[:2]:
+        a.setflags(write=False)
+    _FITS[key] = fit
+    while len(_FITS) > _FITS_KEPT:
+        _FITS.popitem(last=False)
+    return fit[0], fit[1], copy.deepcopy(fit[2])
+
+
+def _fit_dispel(
+    x: np.ndarray, y: np.ndarray, g: np.ndarray, cfg: DispelConfig
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     rng = np.random.default_rng(derive_seed(cfg.seed, "dispel"))
     half = rng.random(len(y)) < 0.5
     a, b = np.flatnonzero(half), np.flatnonzero(~half)

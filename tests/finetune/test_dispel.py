@@ -42,3 +42,25 @@ def test_dispel_on_pseudo_groups_and_on_val_groups(planted) -> None:  # type: ig
     assert v.extra["dispel"]["chosen_on"] == "true val groups (half split)"
     with pytest.raises(Exception, match="pseudo-groups"):
         train("dispel", TrainRequest(table, api.select("keep-all", table), emb), cfg)
+
+
+def test_a_fit_on_the_same_inputs_is_made_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from curate.finetune import dispel
+
+    fits = []
+    real = dispel.l1_logistic
+    monkeypatch.setattr(dispel, "l1_logistic", lambda c, seed: fits.append(c) or real(c, seed=seed))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(80, 3)), np.repeat([0, 1], 40)
+    g = y * 2 + (rng.random(80) < 0.2)
+    cfg = DispelConfig(s_values=(1.0,), c_values=(1.0, 0.1), heads=3, seed=7)
+    first = dispel.fit_dispel(x, y, g, cfg)
+    assert len(fits) == 2 + 3  # the grid on one half, then the heads
+    again = dispel.fit_dispel(x.copy(), y.copy(), g.copy(), cfg)
+    assert len(fits) == 5 and np.array_equal(first[0], again[0]) and first[2] == again[2]
+    again[2]["s"] = -1.0  # the caller's copy: the kept fit is not changed through it
+    assert dispel.fit_dispel(x, y, g, cfg)[2]["s"] == 1.0 and len(fits) == 5
+    g2 = g.copy()
+    g2[0] = 1 - g2[0]  # other groups: fitted afresh
+    dispel.fit_dispel(x, y, g2, cfg)
+    assert len(fits) == 10
