@@ -91,3 +91,34 @@ def test_pseudo_group_selection_needs_the_reference(planted) -> None:  # type: i
     with pytest.raises(ValueError, match="reference_groups"):
         tuning.selection_groups(disc, "pseudo-groups")
     assert tuning.selection_groups(disc, "val-groups").height == disc.scores.height
+
+
+def test_prune_scores_each_candidate_at_its_best_grid_point(planted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """prune's manifest, not a balanced one, rates the candidates: each at its best pruning fraction
+    (and, for jtt, its best epoch); the winner's point is the run's selection config."""
+    from curate.select.methods import PruneConfig
+
+    table, emb, log = planted
+    grid = {"fraction": (0.2, 0.6)}
+    disc, choice = tuning.choose_detector(
+        table, emb, log, PROXY, {}, tmp_path, FinetuneConfig(seed=0), selection=("prune", PruneConfig(), grid)
+    )
+    assert choice["scored_by"] == tuning.TUNED_HEAD.format("prune")
+    for det, t in choice["tried"].items():
+        points = t["tuning"]["tried"]
+        n_epochs = len(tuning.DETECT_GRIDS.get(det, {}).get("epoch", (None,)))
+        assert len(points) == 2 * n_epochs and {p["fraction"] for p in points} == {0.2, 0.6}
+        top = max(points, key=lambda p: (p["val_acc_wg"], p["val_acc_avg"]))
+        assert (t["val_acc_wg"], t["val_acc_avg"]) == (top["val_acc_wg"], top["val_acc_avg"])
+    best = max(choice["tried"], key=lambda k: (choice["tried"][k]["val_acc_wg"], choice["tried"][k]["val_acc_avg"]))
+    assert choice["chosen"] == best == disc.detector
+    cfg, record = tuning.tuned_config(PruneConfig(), choice)  # type: ignore[misc]
+    assert cfg.fraction == record["chosen"]["fraction"] in (0.2, 0.6)
+    if "detect.epoch" in record["chosen"]:  # jtt won: the discovery is the one at its chosen epoch
+        assert disc.config["epoch"] == record["chosen"]["detect.epoch"]
+    # balance has no grid: the candidates are rated by its manifest alone, and there is nothing to tune
+    _, plain = tuning.choose_detector(
+        table, emb, log, PROXY, {}, tmp_path, FinetuneConfig(seed=0), selection=("balance", api.BalanceConfig(), {})
+    )
+    if plain["chosen"] not in tuning.DETECT_GRIDS:
+        assert tuning.tuned_config(api.BalanceConfig(), plain) is None

@@ -58,12 +58,15 @@ RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
 # JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
 # MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation.
 DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
-CHOICE_VERSION = 5
+CHOICE_VERSION = 6
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
 partition; 4: a trainer that reads the pseudo-groups scores the candidates itself; 5: on text that
-partition comes from the bias-only model scoring val, not from neighbours)."""
+partition comes from the bias-only model scoring val, not from neighbours; 6: a head on the run's own
+selection, at its best grid point, scores the candidates)."""
 BALANCED_HEAD = "balanced head"
 """The default scorer of a candidate discovery: a head trained on its pseudo-group-balanced manifest."""
+TUNED_HEAD = "head on the {} manifest at its best grid point"
+"""The scorer of a candidate discovery when the run's selection is given: the method itself."""
 SELECTION_LABELS = {
     "val-groups": "true val groups",
     "pseudo-groups": "val pseudo-groups (the default detector's, carried to val; no group labels)",
@@ -140,25 +143,42 @@ def choose_detector(
     select_on: str = "val-groups",
     reference: pl.DataFrame | None = None,
     scorer: tuple[str, Any] | None = None,
+    selection: tuple[str, SelectConfig, dict[str, tuple[float, ...]]] | None = None,
 ) -> tuple[Discovery, dict[str, Any]]:
     """The candidate discovery that scores the best validation (WGA, mean accuracy); ``reference``:
     the val pseudo-groups of :func:`reference_groups` (computed when selecting on pseudo-groups and
-    not given). ``scorer``: ``(trainer, its config)`` trained on each candidate's pseudo-groups;
-    default a head on the candidate's balanced manifest (:data:`BALANCED_HEAD`)."""
+    not given). Each candidate is scored by ``scorer`` (``(trainer, its config)``) trained on its
+    pseudo-groups; else, with ``selection`` (``(name, base config, grid)``), by a head on that
+    selection's manifest at its best point of ``grid`` and of the detector's :data:`DETECT_GRIDS`
+    (the point is the choice's ``tuning``); else by a head on its balanced manifest."""
     dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
     trainer, cfg = ("erm", head) if scorer is None else scorer
-    by = BALANCED_HEAD if scorer is None else trainer
+    by = trainer if scorer is not None else BALANCED_HEAD if selection is None else TUNED_HEAD.format(selection[0])
+
+    def candidate(det: str, ref: pl.DataFrame | None) -> dict[str, Any]:
+        d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
+        if scorer is not None or selection is None:
+            wg, avg = _val_score(table, emb, d, select("balance", table, d), cfg, device, select_on, ref, trainer)
+            return {"val_acc_wg": wg, "val_acc_avg": avg}
+        name, base, grid = selection
+        det_grid = {k: v for k, v in DETECT_GRIDS.get(det, {}).items() if k not in params}
+
+        def discover(extra: dict[str, Any]) -> Discovery:
+            if not extra:
+                return d
+            return cached_detect(table, emb, log, proxy, params | {"detector": det} | extra, root, device, dyn)
+
+        *_, tuned = tune_selection(table, emb, log, discover, name, base, grid, head, device, det_grid, select_on, ref)
+        top = max(tuned["tried"], key=lambda t: (t["val_acc_wg"], t["val_acc_avg"]))
+        return {"val_acc_wg": top["val_acc_wg"], "val_acc_avg": top["val_acc_avg"], "tuning": tuned}
 
     def compute(folder: Path) -> None:
         ref = reference
         if select_on == "pseudo-groups" and ref is None:
             ref = reference_groups(table, emb, log, proxy, params, root, device, dyn)
-        tried = {}
-        for det in DETECTOR_CANDIDATES[table.modality]:
-            d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
-            wg, avg = _val_score(table, emb, d, select("balance", table, d), cfg, device, select_on, ref, trainer)
-            tried[det] = {"val_acc_wg": wg, "val_acc_avg": avg}
-            logger.debug("detector %s: %s val acc_wg %.4f", det, by, wg)
+        tried = {det: candidate(det, ref) for det in DETECTOR_CANDIDATES[table.modality]}
+        for det, t in tried.items():
+            logger.debug("detector %s: %s val acc_wg %.4f", det, by, t["val_acc_wg"])
         best = max(tried, key=lambda k: (tried[k]["val_acc_wg"], tried[k]["val_acc_avg"]))
         (folder / "choice.json").write_text(json.dumps({"chosen": best, "tried": tried}))
 
@@ -170,6 +190,7 @@ def choose_detector(
         DETECTOR_CANDIDATES[table.modality],
         head.to_dict() if scorer is None else [trainer, cfg.to_dict()],
         select_on,
+        None if selection is None or scorer is not None else [selection[0], selection[1].to_dict(), selection[2]],
     )
     folder = cached_stage("detector-choice", CHOICE_VERSION, parts, compute, root=root)
     choice = json.loads((folder / "choice.json").read_text())
@@ -184,7 +205,19 @@ def choose_detector(
         choice["selection"],
         ", ".join(f"{k} {v['val_acc_wg']:.3f}" for k, v in tried.items() if k != best),
     )
-    return cached_detect(table, emb, log, proxy, params | {"detector": choice["chosen"]}, root, device, dyn), choice
+    chosen = tried[best].get("tuning", {}).get("chosen", {})
+    extra = {k.removeprefix("detect."): v for k, v in chosen.items() if k.startswith("detect.")}
+    return cached_detect(table, emb, log, proxy, params | {"detector": best} | extra, root, device, dyn), choice
+
+
+def tuned_config(base: SelectConfig, choice: dict[str, Any]) -> tuple[SelectConfig, dict[str, Any]] | None:
+    """The selection config and tuning record of a :func:`choose_detector` choice made with a
+    ``selection`` (its winner's best grid point), or None when there was no grid to tune."""
+    tuned = choice["tried"][choice["chosen"]].get("tuning")
+    if tuned is None or not tuned["grid"]:
+        return None
+    fields = {k: v for k, v in tuned["chosen"].items() if not k.startswith("detect.")}
+    return type(base)(**(base.to_dict() | fields)), tuned
 
 
 def tune_selection(
