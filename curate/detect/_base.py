@@ -259,14 +259,18 @@ def pseudo_groups_of(
 
 def groups_at_train_cut(discovery: Discovery, rows: pl.DataFrame, conflict: np.ndarray) -> pl.DataFrame:
     """``[sample_id, pseudo_group]`` of ``rows`` (``[sample_id, label]``) scored ``conflict`` by a
-    score-split discovery: a row is in its class's pseudo-minority when its score reaches the lowest
-    train score of that class's minority (the train cut: Otsu's or a top share)."""
+    score-split discovery, split as its train rows were: by Otsu's cut, a row is in its class's
+    pseudo-minority when its score reaches the lowest train score of that minority (Otsu keeps ties
+    on one side); a top-share discovery (:func:`resplit`) takes the same top share of each class."""
     if discovery.detector in CLUSTERING_DETECTORS:
         raise ConfigError(f"detector {discovery.detector!r} groups by clusters, not by a score threshold")
     train = discovery.scores
-    cut = dict(train.filter(pl.col(CLUSTER) == 1).group_by(S.LABEL).agg(pl.col(CONFLICT).min()).iter_rows())
     ids = dict(((y, c), g) for y, c, g in train.select(S.LABEL, CLUSTER, S.PSEUDO_GROUP).unique().iter_rows())
     labels = rows[S.LABEL].to_list()
-    side = [int(y in cut and s >= cut[y]) for y, s in zip(labels, np.asarray(conflict).tolist(), strict=True)]
+    if "minority_share" in discovery.config:
+        side = split_top_share(rows, np.asarray(conflict, np.float64), discovery.config["minority_share"]).tolist()
+    else:
+        cut = dict(train.filter(pl.col(CLUSTER) == 1).group_by(S.LABEL).agg(pl.col(CONFLICT).min()).iter_rows())
+        side = [int(y in cut and s >= cut[y]) for y, s in zip(labels, np.asarray(conflict).tolist(), strict=True)]
     groups = [ids.get((y, c), ids.get((y, 1 - c))) for y, c in zip(labels, side, strict=True)]
     return pl.DataFrame({S.SAMPLE_ID: rows[S.SAMPLE_ID], S.PSEUDO_GROUP: pl.Series(groups, dtype=pl.Int64)})

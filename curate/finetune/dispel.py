@@ -94,7 +94,7 @@ def _wga(pred: np.ndarray, y: np.ndarray, g: np.ndarray) -> float:
 
 
 _FITS: OrderedDict[str, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = OrderedDict()
-_FITS_KEPT = 64  # a `curate run -m mix` fits once per candidate detector, then again for the chosen one; small (K × d)
+_FITS_KEPT = 64  # `curate run -m mix` fits once per candidate, the final model is the winner's; each is K × d
 
 
 def _fit_key(x: np.ndarray, y: np.ndarray, g: np.ndarray, cfg: DispelConfig) -> str:

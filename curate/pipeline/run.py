@@ -197,6 +197,7 @@ def _run(
     )
     grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
     tuning: dict[str, Any] | None = None
+    tuned: tuple[Any, dict[str, Any]] | None
     if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"]:
         # each candidate detector is scored by the method that consumes it: a trainer that reads the
         # pseudo-groups by itself, else a head on this run's selection at its best grid point
@@ -206,13 +207,14 @@ def _run(
             table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference, scorer, own
         )
         tuned = tuned_config(sel_cfg, chosen_by)
-        if tuned is not None:
-            sel_cfg, tuning = tuned
     else:
         disc = cached_detect(table, emb, log, proxy, detect_params, root, dev, dyn_key)
+        tuned = None
     stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
     det_grid = {k: v for k, v in DETECT_GRIDS.get(disc.detector, {}).items() if k not in sections["detect"]}
-    if tuning is None and (grid or det_grid) and trainer == "erm":
+    if tuned is not None and not det_grid:  # the choice already found the best point of the grid
+        sel_cfg, tuning = tuned
+    elif (grid or det_grid) and trainer == "erm":  # the grid with the detector's own (jtt's T)
 
         def discover(extra: dict[str, Any]) -> Any:
             params = {"detector": disc.detector} | sections["detect"] | extra  # the chosen detector, re-run

@@ -42,10 +42,10 @@ from curate.select import SelectConfig
 logger = logging.getLogger(__name__)
 
 # Which discovery feeds the pseudo-group methods is left open by their papers: `curate run` picks,
-# among these detectors, the one whose pseudo-group-balanced manifest trains the head with the best
-# validation worst-group accuracy; a trainer that reads the pseudo-groups itself (DISPEL's mixing)
-# is scored by itself instead, as the balanced head does not see what it is sensitive to (measured:
-# README, "mix").
+# among these detectors, the one with which the run's own method scores the best validation
+# worst-group accuracy: a head on its manifest at its best grid point (prune: p), or a trainer that
+# reads the pseudo-groups itself (DISPEL's mixing), as a balanced head does not see what such a
+# trainer is sensitive to (measured: README, "Detectors").
 DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
 # prune's p (their scripts: 0.1-0.97); mix's alpha and s (DISPEL's s grid is 1, .9, .8, .7; two
 # points of each here, to keep a run short); JTT's lambda_up (their values: 6, 20, 50, 100). A field
@@ -65,8 +65,13 @@ partition comes from the bias-only model scoring val, not from neighbours; 6: a 
 selection, at its best grid point, scores the candidates)."""
 BALANCED_HEAD = "balanced head"
 """The default scorer of a candidate discovery: a head trained on its pseudo-group-balanced manifest."""
-TUNED_HEAD = "head on the {} manifest at its best grid point"
-"""The scorer of a candidate discovery when the run's selection is given: the method itself."""
+
+
+def own_head(name: str, grid: dict[str, tuple[float, ...]]) -> str:
+    """In words, the scorer of a candidate discovery when the run's selection ``name`` is given."""
+    return f"head on the {name} manifest" + (" at its best grid point" if grid else "")
+
+
 SELECTION_LABELS = {
     "val-groups": "true val groups",
     "pseudo-groups": "val pseudo-groups (the default detector's, carried to val; no group labels)",
@@ -149,11 +154,11 @@ def choose_detector(
     the val pseudo-groups of :func:`reference_groups` (computed when selecting on pseudo-groups and
     not given). Each candidate is scored by ``scorer`` (``(trainer, its config)``) trained on its
     pseudo-groups; else, with ``selection`` (``(name, base config, grid)``), by a head on that
-    selection's manifest at its best point of ``grid`` and of the detector's :data:`DETECT_GRIDS`
-    (the point is the choice's ``tuning``); else by a head on its balanced manifest."""
+    selection's manifest at its best point of ``grid``, the detector at its default parameters (the
+    point is the choice's ``tuning``); else by a head on its balanced manifest."""
     dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
     trainer, cfg = ("erm", head) if scorer is None else scorer
-    by = trainer if scorer is not None else BALANCED_HEAD if selection is None else TUNED_HEAD.format(selection[0])
+    by = trainer if scorer is not None else BALANCED_HEAD if selection is None else own_head(selection[0], selection[2])
 
     def candidate(det: str, ref: pl.DataFrame | None) -> dict[str, Any]:
         d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
@@ -161,14 +166,9 @@ def choose_detector(
             wg, avg = _val_score(table, emb, d, select("balance", table, d), cfg, device, select_on, ref, trainer)
             return {"val_acc_wg": wg, "val_acc_avg": avg}
         name, base, grid = selection
-        det_grid = {k: v for k, v in DETECT_GRIDS.get(det, {}).items() if k not in params}
-
-        def discover(extra: dict[str, Any]) -> Discovery:
-            if not extra:
-                return d
-            return cached_detect(table, emb, log, proxy, params | {"detector": det} | extra, root, device, dyn)
-
-        *_, tuned = tune_selection(table, emb, log, discover, name, base, grid, head, device, det_grid, select_on, ref)
+        # every candidate at its default parameters, over the same grid (jtt's T, tuned over more
+        # points, would win by the maximum of more noisy scores); the winner's T is tuned after
+        *_, tuned = tune_selection(table, emb, log, lambda _: d, name, base, grid, head, device, None, select_on, ref)
         top = max(tuned["tried"], key=lambda t: (t["val_acc_wg"], t["val_acc_avg"]))
         return {"val_acc_wg": top["val_acc_wg"], "val_acc_avg": top["val_acc_avg"], "tuning": tuned}
 
@@ -205,9 +205,7 @@ def choose_detector(
         choice["selection"],
         ", ".join(f"{k} {v['val_acc_wg']:.3f}" for k, v in tried.items() if k != best),
     )
-    chosen = tried[best].get("tuning", {}).get("chosen", {})
-    extra = {k.removeprefix("detect."): v for k, v in chosen.items() if k.startswith("detect.")}
-    return cached_detect(table, emb, log, proxy, params | {"detector": best} | extra, root, device, dyn), choice
+    return cached_detect(table, emb, log, proxy, params | {"detector": best}, root, device, dyn), choice
 
 
 def tuned_config(base: SelectConfig, choice: dict[str, Any]) -> tuple[SelectConfig, dict[str, Any]] | None:
@@ -216,8 +214,7 @@ def tuned_config(base: SelectConfig, choice: dict[str, Any]) -> tuple[SelectConf
     tuned = choice["tried"][choice["chosen"]].get("tuning")
     if tuned is None or not tuned["grid"]:
         return None
-    fields = {k: v for k, v in tuned["chosen"].items() if not k.startswith("detect.")}
-    return type(base)(**(base.to_dict() | fields)), tuned
+    return type(base)(**(base.to_dict() | tuned["chosen"])), tuned
 
 
 def tune_selection(

@@ -64,3 +64,5 @@ def test_a_fit_on_the_same_inputs_is_made_once(monkeypatch) -> None:  # type: ig
     g2[0] = 1 - g2[0]  # other groups: fitted afresh
     dispel.fit_dispel(x, y, g2, cfg)
     assert len(fits) == 10
+    dispel.fit_dispel(x, y, g, DispelConfig(s_values=(1.0,), c_values=(1.0, 0.1), heads=3, seed=8))  # other config
+    assert len(fits) == 15
