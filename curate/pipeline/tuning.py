@@ -58,11 +58,11 @@ RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
 # JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
 # MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation.
 DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
-CHOICE_VERSION = 6
+CHOICE_VERSION = 7
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
 partition; 4: a trainer that reads the pseudo-groups scores the candidates itself; 5: on text that
 partition comes from the bias-only model scoring val, not from neighbours; 6: a head on the run's own
-selection, at its best grid point, scores the candidates)."""
+selection, at its best grid point, scores the candidates; 7: each at its default parameters)."""
 BALANCED_HEAD = "balanced head"
 """The default scorer of a candidate discovery: a head trained on its pseudo-group-balanced manifest."""
 
@@ -214,7 +214,8 @@ def tuned_config(base: SelectConfig, choice: dict[str, Any]) -> tuple[SelectConf
     tuned = choice["tried"][choice["chosen"]].get("tuning")
     if tuned is None or not tuned["grid"]:
         return None
-    return type(base)(**(base.to_dict() | tuned["chosen"])), tuned
+    fields = {k: v for k, v in tuned["chosen"].items() if not k.startswith("detect.")}  # the detector's own
+    return type(base)(**(base.to_dict() | fields)), tuned
 
 
 def tune_selection(
