@@ -91,35 +91,3 @@ def test_pseudo_group_selection_needs_the_reference(planted) -> None:  # type: i
     with pytest.raises(ValueError, match="reference_groups"):
         tuning.selection_groups(disc, "pseudo-groups")
     assert tuning.selection_groups(disc, "val-groups").height == disc.scores.height
-
-
-def test_prune_scores_each_candidate_at_its_best_grid_point(planted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """prune's manifest, not a balanced one, rates the candidates: each at its best pruning fraction,
-    every detector at its default parameters (the same number of tries each); the winner's point
-    is the run's selection config."""
-    from curate.select.methods import PruneConfig
-
-    table, emb, log = planted
-    grid = {"fraction": (0.2, 0.6)}
-    disc, choice = tuning.choose_detector(
-        table, emb, log, PROXY, {}, tmp_path, FinetuneConfig(seed=0), selection=("prune", PruneConfig(), grid)
-    )
-    assert choice["scored_by"] == tuning.own_head("prune", grid) == "head on the prune manifest at its best grid point"
-    for t in choice["tried"].values():
-        points = t["tuning"]["tried"]
-        assert [p["fraction"] for p in points] == [0.2, 0.6]
-        top = max(points, key=lambda p: (p["val_acc_wg"], p["val_acc_avg"]))
-        assert (t["val_acc_wg"], t["val_acc_avg"]) == (top["val_acc_wg"], top["val_acc_avg"])
-    best = max(choice["tried"], key=lambda k: (choice["tried"][k]["val_acc_wg"], choice["tried"][k]["val_acc_avg"]))
-    assert choice["chosen"] == best == disc.detector
-    tuned = tuning.tuned_config(PruneConfig(), choice)
-    assert tuned is not None
-    cfg, record = tuned
-    assert cfg.fraction == record["chosen"]["fraction"] == choice["tried"][best]["tuning"]["chosen"]["fraction"]
-    # balance has no grid: the candidates are rated by its manifest alone, and there is nothing to tune
-    _, plain = tuning.choose_detector(
-        table, emb, log, PROXY, {}, tmp_path, FinetuneConfig(seed=0), selection=("balance", api.BalanceConfig(), {})
-    )
-    assert plain["scored_by"] == "head on the balance manifest"
-    assert all(len(t["tuning"]["tried"]) == 1 for t in plain["tried"].values())
-    assert tuning.tuned_config(api.BalanceConfig(), plain) is None

@@ -54,7 +54,6 @@ from curate.pipeline.tuning import (
     selection_groups,
     selection_label,
     tune_selection,
-    tuned_config,
 )
 
 logger = logging.getLogger(__name__)
@@ -195,26 +194,18 @@ def _run(
         if select_on == "pseudo-groups"
         else None
     )
-    grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
-    tuning: dict[str, Any] | None = None
-    tuned: tuple[Any, dict[str, Any]] | None
     if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"]:
-        # each candidate detector is scored by the method that consumes it: a trainer that reads the
-        # pseudo-groups by itself, else a head on this run's selection at its best grid point
         scorer = (trainer, train_cfg) if trainer in TRAINERS_READING_PSEUDO_GROUPS else None
-        own = (sel_name, sel_cfg, grid) if trainer == "erm" else None
         disc, chosen_by = choose_detector(
-            table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference, scorer, own
+            table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference, scorer
         )
-        tuned = tuned_config(sel_cfg, chosen_by)
     else:
         disc = cached_detect(table, emb, log, proxy, detect_params, root, dev, dyn_key)
-        tuned = None
     stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
+    tuning: dict[str, Any] | None = None
+    grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
     det_grid = {k: v for k, v in DETECT_GRIDS.get(disc.detector, {}).items() if k not in sections["detect"]}
-    if tuned is not None and not det_grid:  # the choice already found the best point of the grid
-        sel_cfg, tuning = tuned
-    elif (grid or det_grid) and trainer == "erm":  # the grid with the detector's own (jtt's T)
+    if (grid or det_grid) and trainer == "erm":
 
         def discover(extra: dict[str, Any]) -> Any:
             params = {"detector": disc.detector} | sections["detect"] | extra  # the chosen detector, re-run

@@ -42,10 +42,13 @@ from curate.select import SelectConfig
 logger = logging.getLogger(__name__)
 
 # Which discovery feeds the pseudo-group methods is left open by their papers: `curate run` picks,
-# among these detectors, the one with which the run's own method scores the best validation
-# worst-group accuracy: a head on its manifest at its best grid point (prune: p), or a trainer that
-# reads the pseudo-groups itself (DISPEL's mixing), as a balanced head does not see what such a
-# trainer is sensitive to (measured: README, "Detectors").
+# among these detectors, the one whose pseudo-group-balanced manifest trains the head with the best
+# validation worst-group accuracy; a trainer that reads the pseudo-groups itself (DISPEL's mixing)
+# is scored by itself instead, as the balanced head does not see what it is sensitive to (measured:
+# README, "mix"). Scoring prune's candidates by prune's own manifest, jointly with p (20 points
+# instead of 4, then 5), was tried and measured worse without group labels (fmnist-mark 0.906 ->
+# 0.821, fmnist-textures 0.944 -> 0.938; unchanged with val groups): more points scored against the
+# reference partition choose for it rather than for the true groups (README, "Detectors").
 DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
 # prune's p (their scripts: 0.1-0.97); mix's alpha and s (DISPEL's s grid is 1, .9, .8, .7; two
 # points of each here, to keep a run short); JTT's lambda_up (their values: 6, 20, 50, 100). A field
@@ -61,17 +64,10 @@ DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05,
 CHOICE_VERSION = 7
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
 partition; 4: a trainer that reads the pseudo-groups scores the candidates itself; 5: on text that
-partition comes from the bias-only model scoring val, not from neighbours; 6: a head on the run's own
-selection, at its best grid point, scores the candidates; 7: each at its default parameters)."""
+partition comes from the bias-only model scoring val, not from neighbours; 6: prune's candidates
+scored jointly with p — measured worse without group labels and reverted; 7: as 5)."""
 BALANCED_HEAD = "balanced head"
 """The default scorer of a candidate discovery: a head trained on its pseudo-group-balanced manifest."""
-
-
-def own_head(name: str, grid: dict[str, tuple[float, ...]]) -> str:
-    """In words, the scorer of a candidate discovery when the run's selection ``name`` is given."""
-    return f"head on the {name} manifest" + (" at its best grid point" if grid else "")
-
-
 SELECTION_LABELS = {
     "val-groups": "true val groups",
     "pseudo-groups": "val pseudo-groups (the default detector's, carried to val; no group labels)",
@@ -148,37 +144,25 @@ def choose_detector(
     select_on: str = "val-groups",
     reference: pl.DataFrame | None = None,
     scorer: tuple[str, Any] | None = None,
-    selection: tuple[str, SelectConfig, dict[str, tuple[float, ...]]] | None = None,
 ) -> tuple[Discovery, dict[str, Any]]:
     """The candidate discovery that scores the best validation (WGA, mean accuracy); ``reference``:
     the val pseudo-groups of :func:`reference_groups` (computed when selecting on pseudo-groups and
-    not given). Each candidate is scored by ``scorer`` (``(trainer, its config)``) trained on its
-    pseudo-groups; else, with ``selection`` (``(name, base config, grid)``), by a head on that
-    selection's manifest at its best point of ``grid``, the detector at its default parameters (the
-    point is the choice's ``tuning``); else by a head on its balanced manifest."""
+    not given). ``scorer``: ``(trainer, its config)`` trained on each candidate's pseudo-groups;
+    default a head on the candidate's balanced manifest (:data:`BALANCED_HEAD`)."""
     dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
     trainer, cfg = ("erm", head) if scorer is None else scorer
-    by = trainer if scorer is not None else BALANCED_HEAD if selection is None else own_head(selection[0], selection[2])
-
-    def candidate(det: str, ref: pl.DataFrame | None) -> dict[str, Any]:
-        d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
-        if scorer is not None or selection is None:
-            wg, avg = _val_score(table, emb, d, select("balance", table, d), cfg, device, select_on, ref, trainer)
-            return {"val_acc_wg": wg, "val_acc_avg": avg}
-        name, base, grid = selection
-        # every candidate at its default parameters, over the same grid (jtt's T, tuned over more
-        # points, would win by the maximum of more noisy scores); the winner's T is tuned after
-        *_, tuned = tune_selection(table, emb, log, lambda _: d, name, base, grid, head, device, None, select_on, ref)
-        top = max(tuned["tried"], key=lambda t: (t["val_acc_wg"], t["val_acc_avg"]))
-        return {"val_acc_wg": top["val_acc_wg"], "val_acc_avg": top["val_acc_avg"], "tuning": tuned}
+    by = BALANCED_HEAD if scorer is None else trainer
 
     def compute(folder: Path) -> None:
         ref = reference
         if select_on == "pseudo-groups" and ref is None:
             ref = reference_groups(table, emb, log, proxy, params, root, device, dyn)
-        tried = {det: candidate(det, ref) for det in DETECTOR_CANDIDATES[table.modality]}
-        for det, t in tried.items():
-            logger.debug("detector %s: %s val acc_wg %.4f", det, by, t["val_acc_wg"])
+        tried = {}
+        for det in DETECTOR_CANDIDATES[table.modality]:
+            d = cached_detect(table, emb, log, proxy, params | {"detector": det}, root, device, dyn)
+            wg, avg = _val_score(table, emb, d, select("balance", table, d), cfg, device, select_on, ref, trainer)
+            tried[det] = {"val_acc_wg": wg, "val_acc_avg": avg}
+            logger.debug("detector %s: %s val acc_wg %.4f", det, by, wg)
         best = max(tried, key=lambda k: (tried[k]["val_acc_wg"], tried[k]["val_acc_avg"]))
         (folder / "choice.json").write_text(json.dumps({"chosen": best, "tried": tried}))
 
@@ -190,7 +174,6 @@ def choose_detector(
         DETECTOR_CANDIDATES[table.modality],
         head.to_dict() if scorer is None else [trainer, cfg.to_dict()],
         select_on,
-        None if selection is None or scorer is not None else [selection[0], selection[1].to_dict(), selection[2]],
     )
     folder = cached_stage("detector-choice", CHOICE_VERSION, parts, compute, root=root)
     choice = json.loads((folder / "choice.json").read_text())
@@ -205,17 +188,7 @@ def choose_detector(
         choice["selection"],
         ", ".join(f"{k} {v['val_acc_wg']:.3f}" for k, v in tried.items() if k != best),
     )
-    return cached_detect(table, emb, log, proxy, params | {"detector": best}, root, device, dyn), choice
-
-
-def tuned_config(base: SelectConfig, choice: dict[str, Any]) -> tuple[SelectConfig, dict[str, Any]] | None:
-    """The selection config and tuning record of a :func:`choose_detector` choice made with a
-    ``selection`` (its winner's best grid point), or None when there was no grid to tune."""
-    tuned = choice["tried"][choice["chosen"]].get("tuning")
-    if tuned is None or not tuned["grid"]:
-        return None
-    fields = {k: v for k, v in tuned["chosen"].items() if not k.startswith("detect.")}  # the detector's own
-    return type(base)(**(base.to_dict() | fields)), tuned
+    return cached_detect(table, emb, log, proxy, params | {"detector": choice["chosen"]}, root, device, dyn), choice
 
 
 def tune_selection(
