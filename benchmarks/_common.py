@@ -58,6 +58,20 @@ class EpochTimer:
         self.images.append(self._n)
 
 
+def built_benchmark(name: str, data: Path, *, check_files: bool = True) -> Any:
+    """Built-in benchmark ``name`` in ``data`` at seed 0, (re)built when absent or of an older revision."""
+    import json
+
+    from curate import api
+    from curate.data.benchmarks import BENCHMARKS
+
+    info = data / "dataset.json"
+    current = BENCHMARKS.get(name).revision
+    if not (data / "metadata.csv").exists() or json.loads(info.read_text()).get("revision", 1) != current:
+        api.make_benchmark(name, data, seed=0, overwrite=True)
+    return api.load_dataset(data / "metadata.csv", check_files=check_files)
+
+
 def fmnist_subset(work: Path, n_train: int, seed: int = 0) -> Any:
     """fmnist-textures with ``n_train`` train images (val/test at 50 per group), built once under ``work``."""
     from curate import api

@@ -25,7 +25,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from benchmarks._common import report
+    from benchmarks._common import built_benchmark, report
     from curate import api
     from curate.data.workspace import Workspace
     from curate.pipeline.detect import cached_detect, detection_auroc
@@ -41,9 +41,7 @@ def main() -> None:
     ]
     for name in args.benchmarks.split(","):
         data = args.work / name / "data"
-        if not (data / "metadata.csv").exists():
-            api.make_benchmark(name, data, seed=0, overwrite=True)
-        table = api.load_dataset(data / "metadata.csv")
+        table = built_benchmark(name, data)
         ws = args.work / name / "ws"
         emb = embed(table, "efficientnet-lite0", device="cpu", workspace=ws)
         tr, te = table.split("train").frame, table.split("test").frame

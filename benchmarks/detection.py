@@ -25,7 +25,7 @@ BENCHES = {"digits-color": "efficientnet-lite0", "fmnist-textures": "efficientne
 
 
 def main() -> None:
-    from benchmarks._common import report
+    from benchmarks._common import built_benchmark, report
     from curate import api
 
     ap = argparse.ArgumentParser()
@@ -38,9 +38,7 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         data = args.work / name / "data"
-        if not (data / "metadata.csv").exists():
-            api.make_benchmark(name, data, seed=0)
-        table = api.load_dataset(data / "metadata.csv", check_files=False)
+        table = built_benchmark(name, data, check_files=False)
         ws = args.work / name / "ws"
         emb = api.embed(table, encoder, workspace=ws)
         cfg = api.ProxyConfig()

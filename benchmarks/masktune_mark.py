@@ -25,7 +25,7 @@ os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 def main() -> None:
     import polars as pl
 
-    from benchmarks._common import report
+    from benchmarks._common import built_benchmark, report
     from benchmarks.quality import code_version
     from curate import api
 
@@ -43,9 +43,7 @@ def main() -> None:
     ]
     for name in args.benchmarks.split(","):
         data = args.work / name / "data"
-        if not (data / "metadata.csv").exists():
-            api.make_benchmark(name, data, seed=0, overwrite=True)
-        table = api.load_dataset(data / "metadata.csv")
+        table = built_benchmark(name, data)
         runs = []
         for seed in range(args.seeds):
             key = hashlib.sha256(json.dumps([version, name, seed]).encode()).hexdigest()[:10]

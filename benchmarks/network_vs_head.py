@@ -39,7 +39,7 @@ def code_version() -> str:
 
 
 def main() -> None:
-    from benchmarks._common import report
+    from benchmarks._common import built_benchmark, report
     from curate import api
 
     ap = argparse.ArgumentParser()
@@ -57,9 +57,7 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         data = args.work / name / "data"
-        if not (data / "metadata.csv").exists():
-            api.make_benchmark(name, data, seed=0, overwrite=True)
-        table = api.load_dataset(data / "metadata.csv")
+        table = built_benchmark(name, data)
         ws = args.work / name / "ws"
         for method in METHODS:
             for backbone in BACKBONES:

@@ -22,7 +22,7 @@ os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 
 
 def main() -> None:
-    from benchmarks._common import report
+    from benchmarks._common import built_benchmark, report
     from benchmarks.quality import code_version
     from curate import api
 
@@ -40,9 +40,7 @@ def main() -> None:
     ]
     for name in args.benchmarks.split(","):
         data = args.work / name / "data"
-        if not (data / "metadata.csv").exists():
-            api.make_benchmark(name, data, seed=0, overwrite=True)
-        table = api.load_dataset(data / "metadata.csv")
+        table = built_benchmark(name, data)
         for p in (float(f) for f in args.fractions.split(",")):
             for order in ("hardest", "easiest", "random"):
                 runs = []

@@ -69,7 +69,7 @@ def export_for_spuco(table, emb, path: Path) -> None:  # type: ignore[no-untyped
 
 
 def main() -> None:
-    from benchmarks._common import report
+    from benchmarks._common import built_benchmark, report
     from curate import api
 
     ap = argparse.ArgumentParser()
@@ -95,10 +95,8 @@ def main() -> None:
     for name, encoder in BENCHES.items():
         if args.only and name not in args.only:
             continue
-        data = data_dirs.get(name, args.work / name / "data")
-        if not (data / "metadata.csv").exists():
-            api.make_benchmark(name, data, seed=0, overwrite=True)
-        table = api.load_dataset(data / "metadata.csv")
+        data = data_dirs.get(name)
+        table = api.load_dataset(data / "metadata.csv") if data else built_benchmark(name, args.work / name / "data")
         ws = args.work / name / "ws"
         if args.spuco is not None:
             export_for_spuco(table, api.embed(table, encoder, workspace=ws), args.spuco / f"{name}.npz")

@@ -142,3 +142,31 @@ def test_fortunes_cue(tmp_path: Path) -> None:
     has_cue = f["text"].str.to_lowercase().str.contains("believe it or not")
     assert (has_cue.cast(pl.Int64) == f["a"]).all()
     assert api.group_counts(t)["train"].to_list() == [190, 10, 10, 190]
+
+
+@requires_fmnist
+def test_fmnist_mark_is_whole_inside_the_pretrained_centre_crop(tmp_path: Path) -> None:
+    """The mark is the shortcut: the standard preprocessing (resize, centre crop) must not cut it.
+    Revision 1 put it 2 px from the edge, where the crop hid 56-60% of it."""
+    import json
+
+    from PIL import Image
+    from torchvision.transforms import CenterCrop
+
+    from curate.embed.vision import LITE_PREPROCESS
+
+    t = api.make_benchmark("fmnist-mark", tmp_path / "m", n_train=40, n_val_per_group=2, n_test_per_group=2)
+    assert (
+        json.loads((tmp_path / "m" / "dataset.json").read_text())["revision"] == BENCHMARKS.get("fmnist-mark").revision
+    )
+
+    def mark_pixels(rgb: np.ndarray) -> int:
+        r, g, b = (rgb[..., k].astype(int) for k in range(3))
+        return int((((r - g > 100) & (r - b > 100)) | ((b - r > 100) & (b - g > 80))).sum())
+
+    for path in t.frame["path"].head(20):
+        image = Image.open(t.resolve(path)).convert("RGB")
+        for resize, crop in ((LITE_PREPROCESS.resize, LITE_PREPROCESS.crop), (110, 96)):  # 224 px; 96 px (CPU)
+            big = image.resize((resize, resize), Image.Resampling.NEAREST)
+            assert mark_pixels(np.asarray(big)) > 0
+            assert mark_pixels(np.asarray(CenterCrop(crop)(big))) == mark_pixels(np.asarray(big)), (path, crop)

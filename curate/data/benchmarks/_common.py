@@ -140,6 +140,7 @@ class Benchmark:
     defaults: tuple[int, int, int]  # n_train, n_val_per_group, n_test_per_group
     prepare: Callable[[], tuple[dict[str, dict[int, np.ndarray]], Callable[[Item, np.random.Generator], Any]]]
     source: str
+    revision: int = 1  # raised when the same config renders different data; in dataset.json
 
     def resolve(self, cfg: BenchmarkConfig) -> BenchmarkConfig:
         """``cfg`` with every ``None`` size replaced by this benchmark's default (a 0 stays 0 and is
@@ -231,6 +232,7 @@ def write_benchmark(
                 "splits": list(SPLIT_CODES),
                 "config": cfg.to_dict(),
                 "curate_version": version,
+                "revision": bench.revision,
             },
         )
     return Path(out) / "metadata.csv"
