@@ -72,6 +72,12 @@ def built_benchmark(name: str, data: Path, *, check_files: bool = True) -> Any:
     return api.load_dataset(data / "metadata.csv", check_files=check_files)
 
 
+def workspace_of(folder: Path, table: Any) -> Path:
+    """The benchmark's workspace under ``folder``, one per dataset content (a workspace is bound to its
+    data: a rebuilt benchmark gets a new one instead of an error)."""
+    return folder / "ws" / table.fingerprint()[:12]
+
+
 def fmnist_subset(work: Path, n_train: int, seed: int = 0) -> Any:
     """fmnist-textures with ``n_train`` train images (val/test at 50 per group), built once under ``work``."""
     from curate import api

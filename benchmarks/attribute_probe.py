@@ -25,7 +25,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from benchmarks._common import built_benchmark, report
+    from benchmarks._common import built_benchmark, report, workspace_of
     from curate import api
     from curate.data.workspace import Workspace
     from curate.pipeline.detect import cached_detect, detection_auroc
@@ -42,7 +42,7 @@ def main() -> None:
     for name in args.benchmarks.split(","):
         data = args.work / name / "data"
         table = built_benchmark(name, data)
-        ws = args.work / name / "ws"
+        ws = workspace_of(args.work / name, table)
         emb = embed(table, "efficientnet-lite0", device="cpu", workspace=ws)
         tr, te = table.split("train").frame, table.split("test").frame
         x_tr, x_te = emb.select(tr["sample_id"]).matrix, emb.select(te["sample_id"]).matrix

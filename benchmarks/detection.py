@@ -25,7 +25,7 @@ BENCHES = {"digits-color": "efficientnet-lite0", "fmnist-textures": "efficientne
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report
+    from benchmarks._common import built_benchmark, report, workspace_of
     from curate import api
 
     ap = argparse.ArgumentParser()
@@ -39,7 +39,7 @@ def main() -> None:
             continue
         data = args.work / name / "data"
         table = built_benchmark(name, data, check_files=False)
-        ws = args.work / name / "ws"
+        ws = workspace_of(args.work / name, table)
         emb = api.embed(table, encoder, workspace=ws)
         cfg = api.ProxyConfig()
         log = api.record_dynamics(table, emb, config=cfg, workspace=ws)

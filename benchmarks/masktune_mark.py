@@ -25,7 +25,7 @@ os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 def main() -> None:
     import polars as pl
 
-    from benchmarks._common import built_benchmark, report
+    from benchmarks._common import built_benchmark, report, workspace_of
     from benchmarks.quality import code_version
     from curate import api
 
@@ -50,7 +50,7 @@ def main() -> None:
             out = args.work / name / f"seed{seed}-{key}"
             done = out / "metrics.json"
             m = json.loads(done.read_text()) if done.exists() else api.run(
-                table, method="masktune", out=out, seed=seed, workspace=args.work / name / "ws", device="cpu"
+                table, method="masktune", out=out, seed=seed, workspace=workspace_of(args.work / name, table), device="cpu"
             )  # fmt: skip
             preds = pl.read_parquet(out / "predictions.parquet").join(
                 table.split("test").frame.select("sample_id"), on="sample_id"

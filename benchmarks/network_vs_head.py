@@ -39,7 +39,7 @@ def code_version() -> str:
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report
+    from benchmarks._common import built_benchmark, report, workspace_of
     from curate import api
 
     ap = argparse.ArgumentParser()
@@ -58,7 +58,7 @@ def main() -> None:
             continue
         data = args.work / name / "data"
         table = built_benchmark(name, data)
-        ws = args.work / name / "ws"
+        ws = workspace_of(args.work / name, table)
         for method in METHODS:
             for backbone in BACKBONES:
                 runs = []

@@ -22,7 +22,7 @@ os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report
+    from benchmarks._common import built_benchmark, report, workspace_of
     from benchmarks.quality import code_version
     from curate import api
 
@@ -50,7 +50,7 @@ def main() -> None:
                     done = out / "metrics.json"
                     config = {"select": {"fraction": p, "order": order}}
                     m = json.loads(done.read_text()) if done.exists() else api.run(
-                        table, method="prune", out=out, seed=seed, workspace=args.work / name / "ws",
+                        table, method="prune", out=out, seed=seed, workspace=workspace_of(args.work / name, table),
                         config=config, device="cpu",
                     )  # fmt: skip
                     runs.append(m)

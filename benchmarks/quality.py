@@ -69,7 +69,7 @@ def export_for_spuco(table, emb, path: Path) -> None:  # type: ignore[no-untyped
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report
+    from benchmarks._common import built_benchmark, report, workspace_of
     from curate import api
 
     ap = argparse.ArgumentParser()
@@ -97,7 +97,7 @@ def main() -> None:
             continue
         data = data_dirs.get(name)
         table = api.load_dataset(data / "metadata.csv") if data else built_benchmark(name, args.work / name / "data")
-        ws = args.work / name / "ws"
+        ws = workspace_of(args.work / name, table)
         if args.spuco is not None:
             export_for_spuco(table, api.embed(table, encoder, workspace=ws), args.spuco / f"{name}.npz")
         for mode in modes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -99,10 +100,25 @@ class SampleTable:
         return str(g)
 
     def fingerprint(self) -> str:
-        """Content hash of the rows and the root (file bytes are not read)."""
+        """Content hash of the rows, the root and, for image files, each file's size and modification
+        time (the bytes are not read): an image rewritten under the same name is new data."""
+        rows = self.frame.sort(S.SAMPLE_ID)
         return fingerprint(
-            self.frame.sort(S.SAMPLE_ID), None if self.root is None else str(self.root.resolve()), self.label_names
+            rows, None if self.root is None else str(self.root.resolve()), self.label_names, self._file_stats(rows)
         )
+
+    def _file_stats(self, rows: pl.DataFrame) -> list[list[int]] | None:
+        """``[size, mtime_ns]`` of each row's file (``[-1, -1]`` when missing); None for text."""
+        if S.PATH not in rows.columns:
+            return None
+        out = []
+        for rel in rows[S.PATH].to_list():
+            try:
+                st = os.stat(self.resolve(rel))
+                out.append([st.st_size, st.st_mtime_ns])
+            except OSError:
+                out.append([-1, -1])
+        return out
 
     def group_counts(self) -> pl.DataFrame:
         """Rows per group (or per label when groups are unknown) × split.

@@ -51,3 +51,31 @@ def test_a_failed_embed_leaves_the_workspace_free_for_the_fixed_data(tmp_path: P
     fixed = table.with_frame(table.frame.filter(pl.col("path") != bad))
     api.embed(fixed, vit, workspace=ws)
     assert Workspace(ws).table().fingerprint() == fixed.fingerprint()
+
+
+@pytest.mark.integration
+def test_an_image_rewritten_under_the_same_name_is_embedded_again(tmp_path: Path) -> None:
+    """The cache is keyed by the data, not only by the metadata: a rebuilt dataset with the same ids,
+    labels and file names (a benchmark's new revision, an edited image) must not get the old vectors."""
+    import os
+
+    from PIL import Image
+
+    vit = str(tiny_models.tiny_vit(tmp_path / "vit"))
+    data = dataset(tmp_path)
+    table = api.load_dataset(data / "metadata.csv")
+    ws = tmp_path / "ws"
+    api.embed(table, vit, workspace=ws)
+    first, known = api.embed(table, vit), table.fingerprint()  # the shared cache
+    row = 2
+    path = data / table.frame["path"][row]
+    before = os.stat(path)
+    Image.open(path).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    again = api.load_dataset(data / "metadata.csv")
+    assert again.frame.equals(table.frame) and again.fingerprint() != known
+    second = api.embed(again, vit)
+    sid = table.frame["sample_id"][row]
+    assert not np.isclose(first.select([sid]).matrix, second.select([sid]).matrix).all()  # new, not cached
+    with pytest.raises(InputDataError, match="holds another dataset"):  # a workspace is bound to its data
+        api.embed(again, vit, workspace=ws)
