@@ -38,6 +38,7 @@ class SampleTable:
     label_names: tuple[str, ...] | None = None
     group_names: tuple[str, ...] | None = field(default=None)
     attribute_names: tuple[str, ...] | None = field(default=None)
+    _memo: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         S.validate_frame(self.frame, required=(S.SAMPLE_ID, S.LABEL, S.SPLIT), where=self.where)
@@ -101,11 +102,13 @@ class SampleTable:
 
     def fingerprint(self) -> str:
         """Content hash of the rows, the root and, for image files, each file's size and modification
-        time (the bytes are not read): an image rewritten under the same name is new data."""
-        rows = self.frame.sort(S.SAMPLE_ID)
-        return fingerprint(
-            rows, None if self.root is None else str(self.root.resolve()), self.label_names, self._file_stats(rows)
-        )
+        time (the bytes are not read): an image rewritten under the same name is new data. Computed
+        once per table object (a run asks for it at every cached stage; each call stats every file)."""
+        if "fingerprint" not in self._memo:
+            rows = self.frame.sort(S.SAMPLE_ID)
+            root = None if self.root is None else str(self.root.resolve())
+            self._memo["fingerprint"] = fingerprint(rows, root, self.label_names, self._file_stats(rows))
+        return self._memo["fingerprint"]
 
     def _file_stats(self, rows: pl.DataFrame) -> list[list[int]] | None:
         """``[size, mtime_ns]`` of each row's file (``[-1, -1]`` when missing); None for text."""
