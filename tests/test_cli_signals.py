@@ -1,4 +1,4 @@
-"""``curate embed`` → ``dynamics`` → ``cluster`` on a workspace, as a user runs them."""
+"""``curate embed`` → ``dynamics`` → ``cluster`` on a workspace, as a user runs them (the CLI in-process: `tests/_cli.py`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from curate.manifest import read_manifest
+from tests._cli import invoke as run
 from tests.embed import tiny_models
-from tests.test_cli import run
 
 
 @pytest.mark.integration

@@ -11,8 +11,8 @@ import pytest
 
 from curate import api
 from curate.errors import ConfigError, InputDataError, UnknownNameError
+from tests._cli import invoke as cli
 from tests.embed import tiny_models
-from tests.test_cli import run as cli
 
 FAST = {"dynamics": {"epochs": 4}, "finetune": {"epochs": 3}}
 
