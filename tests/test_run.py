@@ -11,6 +11,7 @@ import pytest
 
 from curate import api
 from curate.errors import ConfigError, InputDataError, UnknownNameError
+from curate.pipeline.run import discovery_feeds_training
 from tests._cli import invoke as cli
 from tests.embed import tiny_models
 
@@ -119,3 +120,24 @@ def test_run_rejects_bad_settings(digits_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
         api.read_run_config(bad)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.integration
+def test_a_network_run_fine_tunes_twice_only_when_its_training_set_reads_the_discovery(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    """A keep-all run (erm) reports the discovery of the proxy head's dynamics and fine-tunes the network
+    once; prune's manifest is cut by the network's own early EL2N, so it records the network's dynamics."""
+    clip = str(tiny_models.tiny_clip(tmp_path / "clip"))
+    table = api.load_dataset(digits_dir)
+    ws = tmp_path / "ws"
+    config = {"dynamics": {"epochs": 2}, "finetune": {"epochs": 1, "image_size": 32, "batch_size": 64}}
+    assert not discovery_feeds_training("keep-all", "erm") and discovery_feeds_training("prune", "erm")
+    assert discovery_feeds_training("keep-all", "dispel")  # DISPEL builds its set B from the pseudo-groups
+    kw = {"encoder": clip, "backbone": "network", "device": "cpu", "workspace": ws, "config": config}
+    erm = api.run(table, method="erm", out=tmp_path / "erm", **kw)  # type: ignore[arg-type]
+    assert erm["backbone"].startswith("fine-tuned network") and erm["detection_auroc"] is not None
+    assert not list(ws.rglob("network-dynamics"))  # only the run's own fine-tuning
+    prune = api.run(table, method="prune", out=tmp_path / "prune", **kw)  # type: ignore[arg-type]
+    assert prune["backbone"].startswith("fine-tuned network")
+    assert len([p for p in ws.rglob("network-dynamics/*") if p.is_dir()]) == 1  # the network's dynamics

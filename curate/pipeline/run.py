@@ -63,6 +63,12 @@ TRAINERS_READING_PSEUDO_GROUPS = ("dispel",)
 set B) rather than from the manifest: each scores the candidate detectors itself."""
 
 
+def discovery_feeds_training(selection: str, trainer: str) -> bool:
+    """Whether the run's training set depends on the detector's discovery (its manifest is not
+    ``keep-all``, or its trainer reads the pseudo-groups itself)."""
+    return selection != "keep-all" or trainer in TRAINERS_READING_PSEUDO_GROUPS
+
+
 def run(
     data: str | Path | SampleTable,
     *,
@@ -168,8 +174,13 @@ def _run(
     stage("load", f"{table.name}: {len(table)} samples ({table.modality})")
     emb = embed(table, encoder, device=dev, workspace=workspace, **sections["embed"])
     stage("embed", f"{encoder}: {emb.dim}-d")
-    # dynamics of the model the run trains: the fine-tuned network, or a proxy head on the embeddings
+    # dynamics of the model the run trains: the fine-tuned network, or a proxy head on the embeddings.
+    # A run whose training set ignores the discovery (keep-all, a trainer that reads no pseudo-groups:
+    # erm, masktune, dfr, groupdro) uses it only to report it: the proxy head's dynamics serve, rather
+    # than a second fine-tuning of the network as long as the one the run trains.
     network = train_cfg if isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network else None
+    if network is not None and not discovery_feeds_training(sel_name, trainer):
+        network = None
     if network is not None:
         net_cfg = replace(network, method="erm")
         log = record_network_dynamics(table, config=net_cfg, device=dev, workspace=workspace)
