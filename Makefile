@@ -62,7 +62,7 @@ lint: install-dev
 	$(VENV)/bin/mypy
 
 test: install-dev data browser lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 clean:
 	rm -rf work .pytest_cache .ruff_cache .mypy_cache
