@@ -10,11 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-# User text (ids, paths, TOML names) is printed literally: no markup, no highlighting; errors never wrap.
-# Piped to a file or a log, tables get 160 columns (rich's default there is 80, which cuts paths); a
-# terminal's own width, or $COLUMNS, wins.
+# User text (ids, paths, TOML names) is printed literally: no markup, no highlighting; messages and
+# errors never wrap (a path broken over two lines cannot be copied; tables still fit the width).
+# Piped to a file or a log, tables get 160 columns (rich's default there is 80); a terminal's own
+# width, or $COLUMNS, wins.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
-console = Console(markup=False, highlight=False, width=_PIPED_WIDTH)
+console = Console(markup=False, highlight=False, width=_PIPED_WIDTH, soft_wrap=True)
 err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "CURATE_NO_PROGRESS": "1"}
+def run(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(columns), "CURATE_NO_PROGRESS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "cli.app", *args],
         capture_output=True,
@@ -29,6 +29,14 @@ def test_datasets_make_prints_group_table_and_check_reads_back(tmp_path: Path) -
     r = run("datasets", "check", str(out / "metadata.csv"))
     assert r.returncode == 0, r.stderr
     assert "subpopbench layout" in r.stdout and "OK" in r.stdout
+
+
+def test_a_printed_path_is_never_broken_over_lines(tmp_path: Path) -> None:
+    out = tmp_path / ("a-long-folder-name-" * 4) / "dc"
+    r = run("datasets", "make", "digits-color", "--out", str(out), "--n-train", "50", columns=40)
+    assert r.returncode == 0, r.stderr
+    assert f"650 samples written to {out}\n" in r.stdout  # one line, wider than the terminal
+    assert max(len(line) for line in r.stdout.splitlines()[1:]) <= 40  # the table still fits
 
 
 def test_bad_input_one_line_error_nonzero_exit(tmp_path: Path) -> None:
