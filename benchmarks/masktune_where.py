@@ -40,7 +40,7 @@ def main() -> None:
     table = built_benchmark("fmnist-mark", args.work / "fmnist-mark" / "data")
     train = table.split("train").frame
     sources = train[S.source_column(train)].to_list()
-    labels = torch.as_tensor(train[S.LABEL].to_numpy(), dtype=torch.long)
+    labels = torch.as_tensor(train[S.LABEL].to_numpy().copy(), dtype=torch.long)
     groups = train[S.GROUP].to_numpy()
     runs = sorted(p for p in (args.work / "fmnist-mark").glob("seed*") if (p / "metrics.json").exists())
     lines = [
