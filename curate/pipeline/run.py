@@ -178,9 +178,8 @@ def _run(
     # A run whose training set ignores the discovery (keep-all, a trainer that reads no pseudo-groups:
     # erm, masktune, dfr, groupdro) uses it only to report it: the proxy head's dynamics serve, rather
     # than a second fine-tuning of the network as long as the one the run trains.
-    network = train_cfg if isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network else None
-    if network is not None and not discovery_feeds_training(sel_name, trainer):
-        network = None
+    fine_tuned = isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network
+    network = train_cfg if fine_tuned and discovery_feeds_training(sel_name, trainer) else None
     if network is not None:
         net_cfg = replace(network, method="erm")
         log = record_network_dynamics(table, config=net_cfg, device=dev, workspace=workspace)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tests.corpus as corpus_pkg
-from cli.app import main
+from tests._cli import invoke
 from tests.corpus._corpus import Case, changes, snapshot
 
 
@@ -27,31 +27,20 @@ def _cases() -> list[Case]:
 CASES = _cases()
 
 
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``curate argv`` in process; return (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_corpus_is_not_empty() -> None:
     assert len(CASES) >= 20
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "case"
     root.mkdir()
     for k, v in case.env.items():
         monkeypatch.setenv(k, v.format(root=root))
     names = {"root": str(root), **dict((case.setup(root) if case.setup else None) or {})}
-    capsys.readouterr()
     before = snapshot(root)
-    code, out, err = run_cli([a.format(**names) for a in case.argv], capsys)
+    r = invoke(*[a.format(**names) for a in case.argv])
+    code, out, err = r.returncode, r.stdout, r.stderr
     text = err if case.code != 0 else out + err
     assert code == case.code, f"exit {code}, expected {case.code}\nstdout: {out}\nstderr: {err}"
     assert case.message.format(**names) in text, f"{case.message!r} not in:\n{text}"
