@@ -1,7 +1,7 @@
 """Discovery and curation on the built-in benchmarks, measured against their true groups.
 
-For each benchmark (default sizes, seed 0) and its encoder — digits-color and fmnist-textures with
-EfficientNet-Lite0, fortunes-cue with MiniLM — this embeds, records proxy dynamics (default
+For each benchmark (default sizes, seed 0) and its encoder — digits-color, fmnist-textures and
+fmnist-mark with EfficientNet-Lite0, fortunes-cue with MiniLM — this embeds, records proxy dynamics (default
 ProxyConfig), runs every detector and reports the AUROC of ``conflict_score`` for the true
 minority (bias-conflicting) train samples (target >= 0.9 on fmnist-textures and fortunes-cue).
 Then, with the default detector's pseudo-groups, it builds every selection method's manifest and
@@ -21,7 +21,12 @@ from pathlib import Path
 
 os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 
-BENCHES = {"digits-color": "efficientnet-lite0", "fmnist-textures": "efficientnet-lite0", "fortunes-cue": "minilm"}
+BENCHES = {
+    "digits-color": "efficientnet-lite0",
+    "fmnist-textures": "efficientnet-lite0",
+    "fmnist-mark": "efficientnet-lite0",
+    "fortunes-cue": "minilm",
+}
 
 
 def main() -> None:
