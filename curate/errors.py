@@ -85,6 +85,11 @@ class InputDataError(CurateError, ValueError):
         return msg
 
 
+class EmptySelectionError(InputDataError):
+    """A selection that would change nothing (JTT's error set empty, prune dropping no sample): the
+    manifest would train plain ERM under the method's name, so it is refused instead."""
+
+
 class IdMismatchError(InputDataError):
     """Two tables keyed by ``sample_id`` do not hold the same ids."""
 

@@ -47,6 +47,7 @@ CONFIGS: dict[str, list[Any]] = {
     "erm": [FinetuneConfig(), FinetuneConfig(backbone="small-cnn")],
     "groupdro": [FinetuneConfig(), FinetuneConfig(backbone="small-cnn")],
     "dfr": [FinetuneConfig(), FinetuneConfig(backbone="small-cnn")],
+    "dispel-val": [FinetuneConfig(), FinetuneConfig(backbone="small-cnn")],
     "masktune": [MaskTuneConfig(backbone="small-cnn")],
     "contrastive": [ContrastiveConfig()],
 }

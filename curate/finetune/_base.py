@@ -18,7 +18,7 @@ from curate.errors import ConfigError
 from curate.eval import EvalResult, evaluate_predictions
 from curate.manifest import Manifest, check_against_dataset
 
-SELECT_ON = ("val-groups", "pseudo-groups", "classes")
+SELECT_ON = ("val-groups", "pseudo-groups", "classes", "mean")
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class TrainRequest:
         dynamics_run: the run number the shards are written as (``run=R``).
         select_on: which groups model selection takes worst-group accuracy over on val:
             ``val-groups`` (the true ones when the dataset has them, else classes),
-            ``pseudo-groups`` (``pseudo_groups`` of the val rows) or ``classes`` (worst-class
-            accuracy: no group labels anywhere).
+            ``pseudo-groups`` (``pseudo_groups`` of the val rows), ``classes`` (worst-class
+            accuracy: no group labels anywhere) or ``mean`` (mean accuracy first: plain ERM's
+            model selection, no groups).
     """
 
     table: SampleTable

@@ -104,12 +104,16 @@ def claim_run(folder: Path, key: str) -> None:
 
 class SelectBest:
     """Training hook: after each epoch, score validation and keep the state with the best
-    (worst-group accuracy, mean accuracy); with ``folder``, the best state survives a restart."""
+    (worst-group accuracy, mean accuracy) — with ``by_mean``, (mean accuracy, worst-group accuracy):
+    plain ERM's selection; with ``folder``, the best state survives a restart."""
 
-    def __init__(self, model: Any, score: Callable[[], EvalResult], folder: Path | None = None) -> None:
+    def __init__(
+        self, model: Any, score: Callable[[], EvalResult], folder: Path | None = None, *, by_mean: bool = False
+    ) -> None:
         self.model = model
         self.score = score
         self.folder = folder
+        self.by_mean = by_mean
         self.best: tuple[float, float] | None = None
         self.epoch = -1
         self.state: dict[str, Any] = {}
@@ -130,8 +134,9 @@ class SelectBest:
 
         r = self.score()
         self.model.train()
-        if self.best is None or (r.acc_wg, r.acc_avg) > self.best:
-            self.best, self.epoch = (r.acc_wg, r.acc_avg), epoch
+        key = (r.acc_avg, r.acc_wg) if self.by_mean else (r.acc_wg, r.acc_avg)
+        if self.best is None or key > self.best:
+            self.best, self.epoch = key, epoch
             self.state = copy.deepcopy(self.model.state_dict())
             if self.folder is not None:
                 import torch
@@ -154,6 +159,7 @@ def fit_selected(
     dynamics: tuple[Path | None, int] = (None, 0),
     hooks: tuple[Any, ...] = (),
     channels_last: bool = False,
+    select_on: str = "val-groups",
 ) -> int:
     """Train with :func:`curate.train.fit`, load the best validation state into ``method.model``.
 
@@ -165,12 +171,15 @@ def fit_selected(
         device: the resolved device the loop trains on.
         hooks: more hooks, run after model selection and the recorder.
         channels_last: train in channels-last layout.
+        select_on: the request's ``select_on``; ``mean`` ranks epochs by mean accuracy first.
 
     Returns:
         The selected epoch.
     """
     folder = None if out is None else Path(out)
-    select = SelectBest(method.model, score, None if folder is None else folder / CHECKPOINTS)
+    select = SelectBest(
+        method.model, score, None if folder is None else folder / CHECKPOINTS, by_mean=select_on == "mean"
+    )
     all_hooks: list[Any] = [select]
     dyn_folder = dynamics[0] or (None if folder is None else folder / DYNAMICS)
     if dyn_folder is not None and record is not None:
@@ -239,13 +248,17 @@ def classifier_result(
     extra: dict[str, Any] | None = None,
 ) -> FinetuneResult:
     """Evaluate the selected model's ``outputs`` (``{"val"|"test": (logits, features)}`` in
-    :func:`eval_ids` order); DFR refits the last layer on the val features first."""
+    :func:`eval_ids` order); DFR and DISPEL^val refit the last layer on the val features first."""
     table = request.table
     val_ids, test_ids = eval_ids(table)
     (lv, hv), (lt, ht) = outputs["val"], outputs["test"]
     extra = dict(extra or {})
     if cfg.method == "dfr":
         pred_v, pred_t, extra["dfr"] = dfr_predict(hv, ht, table, val_ids, cfg.seed)
+    elif cfg.method == "dispel-val":
+        from curate.finetune.dispel import dispel_val_predict  # dispel imports this module
+
+        pred_v, pred_t, extra["dispel"] = dispel_val_predict(hv, ht, table, val_ids, cfg.seed)
     else:
         pred_v, pred_t = lv.argmax(1), lt.argmax(1)
     pv, pt = prediction_frame(val_ids, pred_v), prediction_frame(test_ids, pred_t)

@@ -1,4 +1,4 @@
-"""ERM, GroupDRO and DFR on a manifest, on either backbone: a head on frozen embeddings or the
+"""ERM, GroupDRO, DFR and DISPEL^val on a manifest, on either backbone: a head on frozen embeddings or the
 pretrained network itself (see :class:`~curate.finetune.config.FinetuneConfig`). JTT's second stage
 is ERM on a ``jtt`` manifest (its error set upweighted)."""
 
@@ -33,4 +33,10 @@ FINETUNE_METHODS.add(
     _as("dfr"),
     group_labels="true val groups",
     description="DFR (Kirichenko et al. 2023): ERM, then the last layer refit (l1) on group-balanced val",
+)
+FINETUNE_METHODS.add(
+    "dispel-val",
+    _as("dispel-val"),
+    group_labels="true val groups",
+    description="DISPEL's last layer (l1 heads on mixed val features) on the ERM model, as DFR: any backbone",
 )

@@ -17,7 +17,7 @@ from curate.errors import ConfigError
 from curate.train import HEADS, PRECISIONS, TrainConfig
 from curate.train.loop import OPTIMIZERS, SCHEDULERS
 
-METHODS = ("erm", "groupdro", "dfr")
+METHODS = ("erm", "groupdro", "dfr", "dispel-val")
 HEAD = "head"
 
 # A head on frozen embeddings: AdamW, 30 epochs (selection by validation WGA keeps the best).
@@ -60,7 +60,8 @@ class FinetuneConfig:
     """Training settings; ``None``/``"auto"`` fields take the documented defaults (see module docstring).
 
     Attributes:
-        method: ``erm``, ``groupdro`` or ``dfr``.
+        method: ``erm``, ``groupdro``, ``dfr`` or ``dispel-val`` (ERM, then DISPEL's last layer on the
+            model's features with the group-labelled set from the true val groups: DFR's protocol).
         backbone: ``head`` or a network spec (``efficientnet-lite0``, ``minilm``, ``torchvision:...``,
             ``hf-text:...``, ``clip:...``, ``small-cnn``/``cnn``).
         head: ``linear`` or ``mlp`` (backbone ``head`` only); ``hidden``: the MLP's width.

@@ -128,7 +128,7 @@ def fit_contrastive_network(
         lambda: request.score_val(prediction_frame(val_ids, predict(val_ids)[0].argmax(1))),
         out=out, record=(uniq, uniq_labels, n_c), desc=f"contrastive ({backbone.spec})", device=dev,
         hooks=request.hooks, channels_last=settings["channels_last"],
-        dynamics=(request.dynamics_dir, request.dynamics_run),
+        dynamics=(request.dynamics_dir, request.dynamics_run), select_on=request.select_on,
     )  # fmt: skip
     pv = prediction_frame(val_ids, predict(val_ids)[0].argmax(1))
     pt = prediction_frame(test_ids, predict(test_ids)[0].argmax(1))

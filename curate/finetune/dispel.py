@@ -16,6 +16,8 @@ heads fit on the whole set. The set's groups: the train split's **pseudo-groups*
 "pseudo"``: no group labels) or the val split's **true groups** (``source="val"``: the authors'
 setting, which uses val group labels, as DFR does). Grids from their scripts: C ∈ {1, .7, .3, .1,
 .07, .03, .01}, s ∈ {1, .9, .8, .7}, α ∈ {1}.
+On a fine-tuned network, ``dispel-val`` (:func:`dispel_val_predict`) fits the same heads on the
+ERM network's val features after training, standardised with val statistics: DFR's protocol.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import polars as pl
 from curate._core import schema as S
 from curate._core.linear import l1_logistic
 from curate._core.seed import derive_seed
+from curate.data.table import SampleTable
 from curate.errors import ConfigError, InputDataError
 from curate.eval import evaluate_predictions
 from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
@@ -161,6 +164,36 @@ def _fit_dispel(
 def _predict(coef: np.ndarray, intercept: np.ndarray, z: np.ndarray) -> np.ndarray:
     s = z @ coef.T + intercept
     return (s[:, 0] > 0).astype(np.int64) if s.shape[1] == 1 else s.argmax(1)
+
+
+def dispel_val_predict(
+    hv: np.ndarray, ht: np.ndarray, table: SampleTable, val_ids: list[str], seed: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """DISPEL on a trained model's features, the group-labelled set being val with its true groups
+    (the authors' setting; DFR's protocol, so a fine-tuned network gets it too): val features ``hv``
+    (rows = ``val_ids``) standardised with val statistics, as DFR.
+
+    Returns:
+        ``(val predictions, test predictions, {"alpha", "s", "C", "chosen_on", "tried"})``.
+
+    Raises:
+        InputDataError: the dataset has no true val groups.
+    """
+    if not table.has_groups:
+        raise InputDataError("DISPEL's val source needs true val groups", file=table.where, fix="use -m mix")
+    val = pl.DataFrame({S.SAMPLE_ID: val_ids}).join(
+        table.split("val").frame.select(S.SAMPLE_ID, S.LABEL, S.GROUP), on=S.SAMPLE_ID, maintain_order="left"
+    )
+    mu, sd = hv.mean(0), hv.std(0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    zv, zt = (hv - mu) / sd, (ht - mu) / sd
+    cfg = DispelConfig(source="val", seed=seed)
+    coef, intercept, chosen = fit_dispel(zv, val[S.LABEL].to_numpy(), val[S.GROUP].to_numpy(), cfg)
+    info = {k: v for k, v in chosen.items() if k != "tried"} | {
+        "chosen_on": "true val groups (half split)",
+        "tried": chosen["tried"],
+    }
+    return _predict(coef, intercept, zv), _predict(coef, intercept, zt), info
 
 
 def train_dispel(request: TrainRequest, cfg: DispelConfig) -> FinetuneResult:

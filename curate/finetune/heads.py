@@ -109,7 +109,7 @@ def train_head(request: TrainRequest, cfg: FinetuneConfig) -> FinetuneResult:
     best_epoch = fit_selected(
         method, batches, tcfg, score, out=request.out, record=(uniq, uniq_labels, n_classes),
         desc=f"{cfg.method} (head)", device=dev, hooks=request.hooks,
-        dynamics=(request.dynamics_dir, request.dynamics_run),
+        dynamics=(request.dynamics_dir, request.dynamics_run), select_on=request.select_on,
     )  # fmt: skip
     outputs = {"val": head_outputs(model, xv, device=dev), "test": head_outputs(model, xt, device=dev)}
     return classifier_result(request, cfg, settings, outputs, best_epoch)

@@ -17,6 +17,7 @@ It targets *localised* shortcuts that saliency can find.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -35,6 +36,8 @@ from curate.finetune.network import NetworkInputs, _Rows, train_network
 from curate.manifest import ManifestDataset
 from curate.train import ERM, LoaderBatches, fit
 from curate.train.loop import CHECKPOINT
+
+logger = logging.getLogger(__name__)
 
 THRESHOLD_STDS = 2.0  # mean + 2·std of the map's positive values (authors' code)
 COVERAGES = (1.0, 0.99, 0.98, 0.97, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
@@ -189,6 +192,11 @@ def masktune(request: TrainRequest, cfg: MaskTuneConfig | None = None) -> Finetu
         pre = captured["backbone"].preprocess(settings["image_size"])
         fill = -torch.tensor(pre.mean) / torch.tensor(pre.std)  # a black pixel, normalised
         masks, shares = _masks(model, inputs, settings, sources, unique[S.LABEL].to_numpy(), cfg)
+        if not any(shares):
+            logger.warning(
+                "MaskTune: no saliency map has a pixel above its threshold: the masked epoch is one more ERM "
+                "epoch (masked_share 0 in metrics.json)"
+            )
         erm_val_ids, test_ids = eval_ids(table)
         p_erm = {s: _softmax(captured["predict"](ids)[0]) for s, ids in (("val", erm_val_ids), ("test", test_ids))}
         # the masked epoch: the last ERM checkpoint (model, optimiser, schedule) + one epoch

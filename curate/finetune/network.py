@@ -275,7 +275,7 @@ def train_network(request: TrainRequest, cfg: FinetuneConfig, *, keep: dict[str,
         method, batches, tcfg, score, out=out, record=(uniq, uniq_labels, n_classes),
         desc=f"{cfg.method} ({backbone.spec})", device=dev, hooks=(*hooks, *request.hooks),
         dynamics=(request.dynamics_dir, request.dynamics_run),
-        channels_last=settings["channels_last"],
+        channels_last=settings["channels_last"], select_on=request.select_on,
     )  # fmt: skip
     outputs = {"val": predict(val_ids), "test": predict(test_ids)}
     if keep is not None:

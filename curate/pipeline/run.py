@@ -36,6 +36,7 @@ from curate.pipeline.embed import embed
 from curate.pipeline.finetune import backbone_of
 from curate.pipeline.run_plan import (
     LABEL_FREE_TRAINING,
+    MEAN_SELECTED,
     METRICS_FILE,
     PSEUDO_GROUP_SELECTIONS,
     RUN_DETECTORS,
@@ -159,6 +160,15 @@ def _run(
     method, seed, trainer, train_groups = plan.method, plan.seed, plan.trainer, plan.train_groups
     encoder, proxy, sel_name, sel_cfg = plan.encoder, plan.proxy, plan.sel_name, plan.sel_cfg
     train_cfg, head_cfg = plan.train_cfg, plan.head_cfg
+    if method in MEAN_SELECTED:  # plain ERM picks its epoch by mean val accuracy, whatever select_on says
+        select_on = "mean"
+    selection = selection_label(table, select_on)
+    if (
+        trainer == "dfr"
+        or getattr(train_cfg, "method", None) == "dispel-val"
+        or getattr(train_cfg, "source", "") == "val"
+    ):
+        selection += "; the last layer's grid on true val groups (a half split, as DFR/DISPEL)"
     timing: dict[str, Any] = {"stages_s": {}}
     last = [time.perf_counter()]
 
@@ -204,8 +214,9 @@ def _run(
         if select_on == "pseudo-groups"
         else None
     )
-    if sel_name in PSEUDO_GROUP_SELECTIONS and "detector" not in sections["detect"]:
-        scorer = (trainer, train_cfg) if trainer in TRAINERS_READING_PSEUDO_GROUPS else None
+    reads_pseudo = trainer in TRAINERS_READING_PSEUDO_GROUPS and getattr(train_cfg, "source", None) == "pseudo"
+    if (sel_name in PSEUDO_GROUP_SELECTIONS or reads_pseudo) and "detector" not in sections["detect"]:
+        scorer = (trainer, train_cfg) if reads_pseudo else None
         disc, chosen_by = choose_detector(
             table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference, scorer
         )
@@ -246,8 +257,8 @@ def _run(
         "device": dev,
         "seed": seed,
         "train_groups": train_groups,
-        "model_selection": selection_label(table, select_on),
-        "label_free": train_groups in LABEL_FREE_TRAINING and not selection_label(table, select_on).startswith("true"),
+        "model_selection": selection,
+        "label_free": train_groups in LABEL_FREE_TRAINING and not selection.startswith("true"),
         "acc_avg": test.acc_avg,
         "acc_wg": test.acc_wg,
         "adj_acc_avg": test.adj_acc_avg,

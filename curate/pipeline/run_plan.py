@@ -30,22 +30,29 @@ NO_GROUPS = "none"
 PSEUDO = "pseudo (inferred by the detector)"
 TRUE_TRAIN = "true train groups"
 TRUE_VAL = "true val groups (DFR's last-layer set)"
-TRUE_ATTR = "pseudo (balanced manifest) + true train attributes (the spurious-class term)"
+TRUE_VAL_DISPEL = "true val groups (DISPEL's group-labelled set)"
+TRUE_ATTR = "true train attributes (the spurious-class term)"
 RUN_METHODS: dict[str, tuple[str, str, str]] = {
-    # method: (selection, trainer, the groups it trains with)
+    # method: (selection, trainer, the groups it trains with by default; see train_groups_of)
     "erm": ("keep-all", "erm", NO_GROUPS),
     "prune": ("prune", "erm", PSEUDO),
-    "mix": ("mix", "dispel", PSEUDO),  # a network backbone trains ERM on the mixing manifest instead
-    "mix-val": ("keep-all", "dispel", "true val groups (DISPEL's group-labelled set)"),
+    # heads: DISPEL's last layer draws its sets from the pseudo-groups itself (the manifest keeps every
+    # row); a network backbone trains ERM on the mixing manifest (input-level pairs) instead
+    "mix": ("mix", "dispel", PSEUDO),
+    "mix-val": ("keep-all", "dispel", TRUE_VAL_DISPEL),
     "balance": ("balance", "erm", PSEUDO),
     "jtt": ("jtt", "erm", PSEUDO),
     "spare": ("spare", "erm", PSEUDO),
     "dfr": ("keep-all", "dfr", TRUE_VAL),
     "groupdro": ("keep-all", "groupdro", TRUE_TRAIN),
     "masktune": ("keep-all", "masktune", NO_GROUPS),
-    "contrastive": ("balance", "contrastive", TRUE_ATTR),
+    # the authors' Waterbirds command trains on the data as it is (no reweighting, no GroupDRO)
+    "contrastive": ("keep-all", "contrastive", TRUE_ATTR),
     "oracle": ("oracle", "erm", TRUE_TRAIN),
 }
+MEAN_SELECTED = ("erm",)
+"""Methods whose epoch is chosen by mean validation accuracy whatever ``select_on`` says: plain ERM,
+as the field defines its baseline (no group labels in training or selection)."""
 LABEL_FREE_TRAINING = (NO_GROUPS, PSEUDO)
 RUN_DETECTORS = {"jtt": "jtt", "spare": "spare"}  # methods defined on their own discovery; the rest: auto
 PSEUDO_GROUP_SELECTIONS = ("balance", "prune", "mix")
@@ -114,6 +121,22 @@ def resolve_backbone(backbone: str, device: str) -> str:
     return backbone
 
 
+def train_groups_of(method: str, sel_cfg: Any, train_cfg: Any) -> str:
+    """In words, the groups ``method``'s run trains with, from its built configs: a ``[select]
+    attribute`` (prune's carriers from a named column), GroupDRO's ``[finetune] groups`` and DISPEL's
+    ``source`` change them from the method's default (:data:`RUN_METHODS`)."""
+    attribute = getattr(sel_cfg, "attribute", None)
+    if attribute is not None:
+        return f"attribute column {attribute!r} (named, not inferred)"
+    if isinstance(train_cfg, FinetuneConfig) and train_cfg.method == "groupdro":
+        return TRUE_TRAIN if train_cfg.groups == "true" else PSEUDO
+    if isinstance(train_cfg, FinetuneConfig) and train_cfg.method == "dispel-val":
+        return TRUE_VAL_DISPEL
+    if isinstance(train_cfg, DispelConfig):
+        return TRUE_VAL_DISPEL if train_cfg.source == "val" else PSEUDO
+    return RUN_METHODS[method][2]
+
+
 def trainer_config(trainer: str, fields: dict[str, Any], *, seed: int, encoder: str, backbone: str) -> Any:
     """The config of ``trainer`` from the ``[finetune]`` fields; ``network`` fine-tunes ``encoder``.
 
@@ -165,10 +188,23 @@ def plan_method(
 ) -> RunPlan:
     """Build every config of ``method``'s run; with ``table``, also check the dataset fits it."""
     check_method(method)
-    selection, trainer, train_groups = RUN_METHODS[method]
+    selection, trainer, _ = RUN_METHODS[method]
     kind = resolve_backbone(backbone, dev)
-    if trainer == "dispel" and kind == "network":
-        trainer = "erm"  # the network mixes the manifest's pairs at the input level
+    fields = sections["finetune"] | ({"source": "val"} if method == "mix-val" else {})
+    if trainer == "dispel" and kind == "network":  # DISPEL's last layer on the fine-tuned network's features,
+        # or, from train pseudo-groups, the mixing manifest's pairs mixed at the input level
+        trainer = "dispel-val" if fields.get("source") == "val" else "erm"
+        fields = {k: v for k, v in fields.items() if k != "source"}
+    elif trainer == "dispel":
+        selection = "keep-all"  # DISPEL draws its own sets: the manifest is every train row
+    modality = "image" if table is None else table.modality  # before loading: any network will do
+    enc = encoder or DEFAULT_ENCODERS[modality]
+    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
+    sel_name = SELECTORS.entry(selection).name
+    sel_cls = CONFIGS[sel_name]
+    sel_cfg = _make(sel_cls, "select", own_fields(sel_cls, "select", sections["select"]), seed=seed)
+    train_cfg = trainer_config(trainer, fields, seed=seed, encoder=enc, backbone=kind)
+    train_groups = train_groups_of(method, sel_cfg, train_cfg)
     if table is not None and train_groups not in LABEL_FREE_TRAINING and not table.has_groups:
         raise InputDataError(
             f"method {method!r} needs true group labels, and this dataset has none",
@@ -176,14 +212,6 @@ def plan_method(
             fix="pick a label-free method: "
             + ", ".join(m for m, v in RUN_METHODS.items() if v[2] in LABEL_FREE_TRAINING),
         )
-    modality = "image" if table is None else table.modality  # before loading: any network will do
-    enc = encoder or DEFAULT_ENCODERS[modality]
-    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
-    sel_name = SELECTORS.entry(selection).name
-    sel_cls = CONFIGS[sel_name]
-    sel_cfg = _make(sel_cls, "select", own_fields(sel_cls, "select", sections["select"]), seed=seed)
-    fields = sections["finetune"] | ({"source": "val"} if method == "mix-val" else {})
-    train_cfg = trainer_config(trainer, fields, seed=seed, encoder=enc, backbone=kind)
     if table is not None and isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
         check_network(train_cfg, table, dev)
     head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None

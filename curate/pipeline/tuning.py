@@ -34,6 +34,7 @@ from curate.data import SampleTable
 from curate.detect import Discovery, pseudo_groups_of
 from curate.dynamics import DynamicsLog, ProxyConfig
 from curate.embed import EmbeddingTable
+from curate.errors import EmptySelectionError
 from curate.finetune import FinetuneConfig, TrainRequest, train
 from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect
 from curate.pipeline.select import select
@@ -50,12 +51,12 @@ logger = logging.getLogger(__name__)
 # 0.821, fmnist-textures 0.944 -> 0.938; unchanged with val groups): more points scored against the
 # reference partition choose for it rather than for the true groups (README, "Detectors").
 DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
-# prune's p (their scripts: 0.1-0.97); mix's alpha and s (DISPEL's s grid is 1, .9, .8, .7; two
-# points of each here, to keep a run short); JTT's lambda_up (their values: 6, 20, 50, 100). A field
-# set in [select] is not tuned.
+# prune's p (their scripts: 0.1-0.97); the input-level mix's s (DISPEL's grid: 1, .9, .8, .7; alpha
+# stays at its default 1.0, their scripts' only value but UrbanCars'); JTT's lambda_up (their values:
+# 6, 20, 50, 100). A field set in [select] is not tuned.
 RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "prune": {"fraction": (0.1, 0.3, 0.5, 0.7, 0.9)},
-    "mix": {"alpha": (0.5, 1.0), "s": (1.0, 0.8)},
+    "mix": {"s": (1.0, 0.9, 0.8, 0.7)},
     "jtt": {"lambda_up": (6.0, 20.0, 50.0, 100.0)},
 }
 # JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
@@ -75,8 +76,14 @@ SELECTION_LABELS = {
 }
 
 
+MEAN_SELECTION = "mean val accuracy (plain ERM's model selection; no group labels)"
+"""The label of ``select_on="mean"``: how ``curate run -m erm`` picks its epoch (the field's ERM)."""
+
+
 def selection_label(table: SampleTable, select_on: str) -> str:
-    """In words, what model selection took worst-group accuracy over."""
+    """In words, what model selection took worst-group accuracy over (or, for ``mean``, mean accuracy)."""
+    if select_on == "mean":
+        return MEAN_SELECTION
     if select_on == "val-groups" and not table.has_groups:
         return "classes: worst-class accuracy (val has no groups)"
     return SELECTION_LABELS[select_on]
@@ -224,14 +231,23 @@ def tune_selection(
         disc = discover(det_params)
         for values in itertools.product(*(grid[k] for k in keys)):
             cfg = type(base)(**(base.to_dict() | dict(zip(keys, values, strict=True))))
-            manifest = select(name, table, disc, cfg, dynamics=log)
-            score = _val_score(table, emb, disc, manifest, head, device, select_on, reference)
             point = {**{f"detect.{k}": v for k, v in det_params.items()}, **dict(zip(keys, values, strict=True))}
+            try:
+                manifest = select(name, table, disc, cfg, dynamics=log)
+            except EmptySelectionError as e:  # this point would train plain ERM: not a candidate
+                tried.append({**point, "skipped": e.problem})
+                continue
+            score = _val_score(table, emb, disc, manifest, head, device, select_on, reference)
             tried.append({**point, "val_acc_wg": score[0], "val_acc_avg": score[1]})
             logger.debug("tuning %s %s: val acc_wg %.4f", name, point, score[0])
             if best is None or score > best[0]:
                 best = (score, disc, cfg)
     if best is None:
+        skipped = [t["skipped"] for t in tried if "skipped" in t]
+        if skipped:
+            raise EmptySelectionError(
+                f"{name}: no point of the grid selects anything ({skipped[0]})", fix="widen the grid"
+            )
         raise ValueError(f"tune_selection(): empty grid for {name!r}")
     chosen = {k: getattr(best[2], k) for k in keys} | {
         f"detect.{k}": v for k, v in best[1].config.items() if k in det_grid

@@ -26,7 +26,8 @@ from curate._core.seed import rng as make_rng
 from curate.data.table import SampleTable
 from curate.detect import Discovery
 from curate.dynamics import SCORERS, DynamicsLog
-from curate.errors import ConfigError, InputDataError
+from curate.dynamics.recorder import eval_epochs
+from curate.errors import ConfigError, EmptySelectionError, InputDataError
 from curate.manifest import MIX_LAMBDA, MIX_WITH, Manifest
 from curate.select._base import MODES, SELECTORS, build_manifest, group_weights, need_discovery
 
@@ -134,11 +135,21 @@ class JTTConfig(SelectConfig):
 def jtt(
     table: SampleTable, discovery: Discovery | None = None, cfg: JTTConfig | None = None, *, version: str = ""
 ) -> Manifest:
-    """Error set = the discovery's pseudo-minority (``cluster == 1``; the ``jtt`` detector's misclassified)."""
+    """Error set = the discovery's pseudo-minority (``cluster == 1``; the ``jtt`` detector's misclassified).
+
+    Raises:
+        EmptySelectionError: the error set is empty (the proxy fit every sample): JTT would be ERM.
+    """
     cfg = cfg or JTTConfig()
     d = need_discovery(discovery, "jtt")
     s = d.scores
     err = (s["cluster"] == 1).to_numpy()
+    if not err.any():
+        raise EmptySelectionError(
+            f"jtt(): the error set of discovery {d.detector!r} {d.config} is empty (every train sample fit): "
+            "upweighting it would train plain ERM",
+            fix="take the error set earlier in training (the jtt detector's epoch)",
+        )
     if cfg.upsample:
         reps = np.where(err, round(cfg.lambda_up), 1)
         rows = pl.DataFrame({S.SAMPLE_ID: np.repeat(s[S.SAMPLE_ID].to_numpy(), reps), S.WEIGHT: 1.0})
@@ -275,8 +286,8 @@ def el2n_for_pruning(dynamics: DynamicsLog, epoch: int | None) -> tuple[pl.DataF
     e = (
         epoch
         if epoch is not None
-        else (log.epochs[0] if log is dynamics.eval_pass else log.early_epoch(PRUNE_EL2N_FRACTION))
-    )
+        else (log.epochs[0] if log is dynamics.eval_pass else min(eval_epochs(log.n_epochs, (PRUNE_EL2N_FRACTION,))))
+    )  # in-training logits: the same epoch index as the eval pass's (9 of 25)
     return SCORERS.get("el2n")(log, epoch=e), {"source": source, "epoch": e}
 
 
@@ -297,6 +308,7 @@ def prune(
 
     Raises:
         ConfigError: no dynamics, or neither discovery nor ``attribute`` in the identifiable setting.
+        EmptySelectionError: ``fraction`` of the carriers rounds to no sample in every class.
     """
     cfg = cfg or PruneConfig()
     if dynamics is None:
@@ -304,6 +316,12 @@ def prune(
     el2n, source = el2n_for_pruning(dynamics, cfg.epoch)
     carriers = carriers_of(table, discovery, cfg.attribute) if cfg.setting == "identifiable" else None
     drop = set(prune_ids(table, el2n, carriers, cfg))
+    if not drop:
+        raise EmptySelectionError(
+            f"prune(): fraction {cfg.fraction} of the carriers is no sample in any class: the manifest would be "
+            "every train row (plain ERM)",
+            fix="raise the fraction",
+        )
     rows = (
         _train(table)
         .select(S.SAMPLE_ID)
@@ -326,7 +344,7 @@ class MixConfig(SelectConfig):
         s: weight of the group-balanced partner in the mix (the authors select from 1.0, 0.9, 0.8, 0.7).
     """
 
-    alpha: float = 0.5
+    alpha: float = 1.0  # DISPEL's default (its scripts' alpha grid is {1.0})
     s: float = 0.8
 
     def __post_init__(self) -> None:

@@ -259,6 +259,6 @@ CASES = [
     Case("make-n-val-zero", ["datasets", "make", "digits-color", "--out", "{root}/b", "--n-val-per-group", "0"], 2, "(--n-val-per-group) must be"),
     Case("make-n-test-negative", ["datasets", "make", "digits-color", "--out", "{root}/b", "--n-test-per-group", "-1"], 2, "(--n-test-per-group) must be"),
     Case("finetune-method-typo", ["finetune", "{root}/ws", "-m", "{root}/m.parquet", "--method", "groupdr", *OUT], 2, "did you mean 'groupdro'"),
-    Case("finetune-method-lists-all", ["finetune", "{root}/ws", "-m", "{root}/m.parquet", "--method", "xyz", *OUT], 2, "contrastive, dfr, dispel, erm, groupdro, masktune"),
+    Case("finetune-method-lists-all", ["finetune", "{root}/ws", "-m", "{root}/m.parquet", "--method", "xyz", *OUT], 2, "contrastive, dfr, dispel, dispel-val, erm, groupdro, masktune"),
     Case("finetune-method-is-a-run-method", ["finetune", "{root}/ws", "-m", "{root}/m.parquet", "--method", "prune", *OUT], 2, "`curate run -m prune`"),
 ]  # fmt: skip

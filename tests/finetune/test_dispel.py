@@ -66,3 +66,20 @@ def test_a_fit_on_the_same_inputs_is_made_once(monkeypatch) -> None:  # type: ig
     assert len(fits) == 10
     dispel.fit_dispel(x, y, g, DispelConfig(s_values=(1.0,), c_values=(1.0, 0.1), heads=3, seed=8))  # other config
     assert len(fits) == 15
+
+
+def test_dispel_val_refits_the_last_layer_of_the_trained_model_on_val_groups(planted) -> None:  # type: ignore[no-untyped-def]
+    # DFR's protocol (any backbone, a fine-tuned network included): ERM, then DISPEL on its val features
+    table, emb, _ = planted
+    keep = api.select("keep-all", table)
+    cfg = api.FinetuneConfig(epochs=8, lr=0.01)
+    erm = api.finetune(table, emb, keep, cfg, device="cpu")
+    r = train("dispel-val", TrainRequest(table, keep, emb), cfg)
+    d = r.extra["dispel"]
+    assert d["chosen_on"] == "true val groups (half split)" and len(d["tried"]) == 7 * 4
+    best = max(d["tried"], key=lambda t: t["held_out_wga"])
+    assert (d["s"], d["C"]) == (best["s"], best["C"])
+    assert r.test.acc_wg > erm.test.acc_wg + 0.1  # ERM's head leans on the planted attribute; DISPEL^val does not
+    no_groups = table.with_frame(table.frame.drop("group"))
+    with pytest.raises(Exception, match="needs true val groups"):
+        train("dispel-val", TrainRequest(no_groups, api.select("keep-all", no_groups), emb), cfg)

@@ -138,3 +138,28 @@ def test_groupdro_group_losses_are_weighted_means() -> None:
     q1 = np.exp(g1.item()) / (np.exp(g0.item()) + np.exp(g1.item()))
     assert float(dro.q[1]) == pytest.approx(q1, rel=1e-5)
     assert float(out["loss"]) == pytest.approx((1 - q1) * g0.item() + q1 * g1.item(), rel=1e-5)
+
+
+def test_plain_erm_keeps_the_epoch_of_best_mean_accuracy_the_others_of_best_worst_group() -> None:
+    import torch
+
+    from curate.eval import EvalResult
+    from curate.finetune._loop import SelectBest
+
+    # three epochs' val results (worst-group, mean): the best mean is epoch 0, the best worst-group epoch 1
+    results = iter([(0.50, 0.90), (0.70, 0.80), (0.60, 0.85)] * 2)
+
+    def score() -> EvalResult:
+        wg, avg = next(results)
+        return EvalResult("val", 100, avg, wg, None, wg, {}, {}, "true")
+
+    chosen = []
+    for by_mean in (True, False):
+        model = torch.nn.Linear(1, 1)
+        hook = SelectBest(model, score, by_mean=by_mean)
+        for epoch in range(3):
+            with torch.no_grad():
+                model.weight.fill_(float(epoch))
+            hook.on_epoch_end(epoch)
+        chosen.append((hook.epoch, float(hook.state["weight"].item())))
+    assert chosen == [(0, 0.0), (1, 1.0)]

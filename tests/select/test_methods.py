@@ -135,13 +135,31 @@ def test_prune_removes_the_hardest_of_each_majority_group_by_hand() -> None:
         api.PruneConfig(order="middle")
 
 
+def test_a_selection_that_would_train_plain_erm_is_refused() -> None:
+    from curate.detect import Discovery
+    from curate.errors import EmptySelectionError
+
+    table, disc, log = _hand_case()
+    # four carriers a class: 10% of them rounds to no sample, and prune would be the whole train split
+    with pytest.raises(EmptySelectionError, match="fraction 0.1 of the carriers is no sample"):
+        api.select("prune", table, disc, api.PruneConfig(fraction=0.1), dynamics=log)
+    assert len(api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=log)) == 10
+    # an error set with no sample: JTT's upweighting would change nothing
+    none_wrong = Discovery(disc.scores.with_columns(pl.lit(0).alias("cluster")), disc.clusters, "jtt")
+    with pytest.raises(EmptySelectionError, match="error set .* is empty"):
+        api.select("jtt", table, none_wrong)
+    assert api.select("jtt", table, disc, api.JTTConfig(lambda_up=5)).frame["weight"].max() == 5
+
+
 def test_prune_reads_in_training_logits_at_forty_percent_without_an_eval_pass(planted, disc) -> None:  # type: ignore[no-untyped-def]
     from curate.dynamics import DynamicsLog
 
     table, _, log = planted
     plain = DynamicsLog(log.frame)
     m = api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=plain)
-    assert m.provenance["config"]["el2n"] == {"source": "in-training logits", "epoch": plain.early_epoch(0.4)}
+    # the eval pass's index: after 40% of the epochs (9 of 25; here 3 of 10)
+    assert plain.n_epochs == 10
+    assert m.provenance["config"]["el2n"] == {"source": "in-training logits", "epoch": 3}
     full = api.select("prune", table, disc, api.PruneConfig(fraction=0.2), dynamics=log)
     assert full.provenance["config"]["el2n"]["source"] == "eval-mode pass"
     by_attr = api.select("prune", table, None, api.PruneConfig(fraction=0.2, attribute="a"), dynamics=log)
