@@ -105,7 +105,7 @@ def prune(
 def mix(
     workspace: Path = typer.Argument(..., help="workspace"),
     out: Path = OUT,
-    alpha: float = typer.Option(0.5, help="probability that an example is mixed"),
+    alpha: float = typer.Option(1.0, help="probability that an example is mixed (DISPEL's default: 1.0)"),
     s: float = typer.Option(0.8, help="weight of the group-balanced partner"),
     detector: str | None = DETECTOR,
     format: str | None = FORMAT,
