@@ -123,6 +123,20 @@ def test_groupdro_and_dfr_on_the_network(dc, tmp_path: Path, monkeypatch: pytest
     assert d.extra["dfr"]["heads"] == 20 and d.extra["dfr"]["C"] in (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
     # the last layer is refit on the selected network's features of the val rows (the head's input)
     np.testing.assert_allclose(seen["hv"], keep["predict"](seen["val_ids"])[1], rtol=1e-5, atol=1e-6)
+    # DISPEL with val groups on a network: the same protocol, DISPEL's heads on those features
+    import curate.finetune.dispel as dispel
+
+    real_dispel, seen_dispel = dispel.dispel_val_predict, {}
+
+    def spy_dispel(hv, ht, table, val_ids, seed):  # type: ignore[no-untyped-def]
+        seen_dispel.update(hv=hv, val_ids=val_ids)
+        return real_dispel(hv, ht, table, val_ids, seed)
+
+    monkeypatch.setattr(dispel, "dispel_val_predict", spy_dispel)
+    keep = {}
+    v = train_network(TrainRequest(dc, m, device="cpu"), replace(cfg, method="dispel-val"), keep=keep)
+    assert v.extra["dispel"]["chosen_on"] == "true val groups (half split)" and len(v.extra["dispel"]["tried"]) == 28
+    np.testing.assert_allclose(seen_dispel["hv"], keep["predict"](seen_dispel["val_ids"])[1], rtol=1e-5, atol=1e-6)
 
 
 def test_text_backbone_fine_tunes_and_mixes_tokens(
