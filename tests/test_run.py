@@ -74,7 +74,7 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
     for method in ("prune", "mix", "balance", "jtt", "spare", "dfr", "groupdro", "contrastive"):
         m = api.run(table, method=method, out=tmp_path / method, encoder=str(vit), config=FAST)
         assert 0.0 <= m["acc_wg"] <= m["acc_avg"] <= 1.0, method
-        assert m["manifest"]["method"] in ("prune", "mix", "balance", "jtt", "spare", "keep-all"), method
+        assert m["manifest"]["method"] in ("prune", "mix", "balance", "jtt", "spare", "keep-all", "oracle"), method
         last_layer = "; the last layer's grid on true val groups (a half split, as DFR/DISPEL)"
         assert m["train_groups"] and m["model_selection"] == "true val groups" + (last_layer if method == "dfr" else "")
         if method == "mix":  # on heads: DISPEL picks (alpha, s, C) on its own half split, from every train row
@@ -140,6 +140,7 @@ def test_a_network_run_fine_tunes_twice_only_when_its_training_set_reads_the_dis
     config = {"dynamics": {"epochs": 2}, "finetune": {"epochs": 1, "image_size": 32, "batch_size": 64}}
     assert not discovery_feeds_training("keep-all", "erm") and discovery_feeds_training("prune", "erm")
     assert discovery_feeds_training("keep-all", "dispel")  # DISPEL builds its set B from the pseudo-groups
+    assert not discovery_feeds_training("oracle", "contrastive")  # true groups: the discovery is only reported
     kw = {"encoder": clip, "backbone": "network", "device": "cpu", "workspace": ws, "config": config}
     erm = api.run(table, method="erm", out=tmp_path / "erm", **kw)  # type: ignore[arg-type]
     assert erm["backbone"].startswith("fine-tuned network") and erm["detection_auroc"] is not None
@@ -174,6 +175,8 @@ def test_each_run_says_the_groups_its_configs_train_with() -> None:
     # ... and mix trains ERM on the mixing manifest's input-level pairs
     net_mix = plan("mix", backbone="network")
     assert (net_mix.trainer, net_mix.sel_name, net_mix.train_cfg.is_network) == ("erm", "mix", True)
-    # the contrastive method trains on the data as it is (the authors' command: no reweighting)
+    # the contrastive method samples uniformly over the true groups, as the authors' loader does
     c = plan("contrastive")
-    assert (c.sel_name, c.train_groups) == ("keep-all", "true train attributes (the spurious-class term)")
+    assert (c.sel_name, c.train_groups) == (
+        "oracle", "true train groups (sampled uniformly over groups) + attributes (the spurious-class term)"
+    )  # fmt: skip

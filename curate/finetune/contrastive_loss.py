@@ -69,7 +69,9 @@ def contrastive_loss(
         spur = normalize(spurious_prompts.reshape(-1, d))
         cross = (normalize(features) @ spur.T).abs().mean(1)
         lang = (normalize(prompts) @ spur.T).abs().mean(1).view(n_t, n_c).mean(0)[labels]
-        terms["spurious"] = neg_weight * (cross + lang)
+        # as their losses.py: the image part rides the cross-modal weight, the prompt part the language
+        # weight (each then times the spurious weight)
+        terms["spurious"] = neg_weight * (weights.get("crossmodal", 0.0) * cross + weights.get("language", 0.0) * lang)
         if weights.get("spurious_class", 0.0) > 0:
             if attributes is None:
                 raise ConfigError("the spurious-class term needs each training sample's attribute")

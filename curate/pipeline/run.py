@@ -65,9 +65,9 @@ set B) rather than from the manifest: each scores the candidate detectors itself
 
 
 def discovery_feeds_training(selection: str, trainer: str) -> bool:
-    """Whether the run's training set depends on the detector's discovery (its manifest is not
-    ``keep-all``, or its trainer reads the pseudo-groups itself)."""
-    return selection != "keep-all" or trainer in TRAINERS_READING_PSEUDO_GROUPS
+    """Whether the run's training set depends on the detector's discovery (its manifest is neither
+    ``keep-all`` nor the true groups' ``oracle``, or its trainer reads the pseudo-groups itself)."""
+    return selection not in ("keep-all", "oracle") or trainer in TRAINERS_READING_PSEUDO_GROUPS
 
 
 def run(
@@ -185,8 +185,8 @@ def _run(
     emb = embed(table, encoder, device=dev, workspace=workspace, **sections["embed"])
     stage("embed", f"{encoder}: {emb.dim}-d")
     # dynamics of the model the run trains: the fine-tuned network, or a proxy head on the embeddings.
-    # A run whose training set ignores the discovery (keep-all, a trainer that reads no pseudo-groups:
-    # erm, masktune, dfr, groupdro) uses it only to report it: the proxy head's dynamics serve, rather
+    # A run whose training set ignores the discovery (keep-all or oracle, a trainer that reads no
+    # pseudo-groups: erm, masktune, dfr, groupdro, oracle, contrastive) uses it only to report it: the proxy head's dynamics serve, rather
     # than a second fine-tuning of the network as long as the one the run trains.
     fine_tuned = isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network
     network = train_cfg if fine_tuned and discovery_feeds_training(sel_name, trainer) else None

@@ -31,7 +31,7 @@ PSEUDO = "pseudo (inferred by the detector)"
 TRUE_TRAIN = "true train groups"
 TRUE_VAL = "true val groups (DFR's last-layer set)"
 TRUE_VAL_DISPEL = "true val groups (DISPEL's group-labelled set)"
-TRUE_ATTR = "true train attributes (the spurious-class term)"
+TRUE_ATTR = "true train groups (sampled uniformly over groups) + attributes (the spurious-class term)"
 RUN_METHODS: dict[str, tuple[str, str, str]] = {
     # method: (selection, trainer, the groups it trains with by default; see train_groups_of)
     "erm": ("keep-all", "erm", NO_GROUPS),
@@ -46,8 +46,9 @@ RUN_METHODS: dict[str, tuple[str, str, str]] = {
     "dfr": ("keep-all", "dfr", TRUE_VAL),
     "groupdro": ("keep-all", "groupdro", TRUE_TRAIN),
     "masktune": ("keep-all", "masktune", NO_GROUPS),
-    # the authors' Waterbirds command trains on the data as it is (no reweighting, no GroupDRO)
-    "contrastive": ("keep-all", "contrastive", TRUE_ATTR),
+    # the authors' loader samples uniformly over the true (attribute, class) groups (their WILDS config:
+    # Multimodal uniform_over_groups=True, groupby ['generic-spurious', 'y']): the oracle manifest
+    "contrastive": ("oracle", "contrastive", TRUE_ATTR),
     "oracle": ("oracle", "erm", TRUE_TRAIN),
 }
 MEAN_SELECTED = ("erm",)

@@ -40,8 +40,9 @@ def test_every_term_equals_a_hand_computation_2x2() -> None:
     # language: cos(t0,t1) = .6 -> -1/2 + .6/2 for both classes
     np.testing.assert_allclose(terms["language"], [-0.2, -0.2], atol=1e-6)
     # spurious: mean |cos| of f and of its class prompt to the attributes: f0 (.8, .6), t0 (.8, .6);
-    # f1 (.6, .8), t1 (.96, .28)
-    np.testing.assert_allclose(terms["spurious"], [0.7 + 0.7, 0.7 + 0.62], atol=1e-6)
+    # f1 (.6, .8), t1 (.96, .28); the image part weighted by the cross-modal weight (4), the prompt
+    # part by the language weight (5), as in their losses.py
+    np.testing.assert_allclose(terms["spurious"], [4 * 0.7 + 5 * 0.7, 4 * 0.7 + 5 * 0.62], atol=1e-6)
     # spurious-class: f . S / ||S||_F with S = [[.8, .6], [.6, -.8]] (||S||_F = sqrt 2), CE on a
     r = math.sqrt(2)
     sc = [nll([0.8 / r, 0.6 / r], 0), nll([0.6 / r, -0.8 / r], 1)]
@@ -111,7 +112,8 @@ def test_spurious_term_decorrelates_features_from_the_named_attribute(planted) -
     def alignment(weight: float) -> float:
         torch.manual_seed(0)
         model = clip_pair(x.shape[1], classes, spur, 8, identity=False)
-        cfg = ContrastiveConfig(spurious_weight=weight, spurious_class_weight=0.0)
+        # the image features' spurious part rides the cross-modal weight (0 in their Waterbirds command)
+        cfg = ContrastiveConfig(spurious_weight=weight, spurious_class_weight=0.0, crossmodal_weight=1.0)
         fit(Contrastive(model, cfg), TensorBatches(x, y, batch_size=64, seed=0), TrainConfig(epochs=5, lr=1e-2))
         with torch.no_grad():
             _, f = model(x)
