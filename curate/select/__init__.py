@@ -5,10 +5,10 @@ from curate.select.methods import (
     BalanceConfig,
     JTTConfig,
     MixConfig,
-    PruneConfig,
     SelectConfig,
     effective_group_shares,
 )
+from curate.select.prune import PruneConfig
 
 __all__ = [
     "SELECTORS",
