@@ -12,13 +12,39 @@ import numpy as np
 import polars as pl
 
 from curate._core import schema as S
-from curate._core.linear import l1_logistic
+from curate._core.linear import l1_logistic, linear_predict
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.errors import InputDataError
 
 DFR_CS = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 DFR_HEADS = 20
+
+
+def val_features(
+    hv: np.ndarray, ht: np.ndarray, table: SampleTable, val_ids: list[str], method: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A trained model's val and test features standardised with val statistics (as DFR's code), and
+    the val rows' labels and true groups: the held-out set a last-layer method refits on.
+
+    Returns:
+        ``(val features, test features, val labels, val groups)``.
+
+    Raises:
+        InputDataError: the dataset has no true val groups (names ``method``).
+    """
+    if not table.has_groups:
+        raise InputDataError(
+            f"{method} refits the last layer on validation data with its true groups, and this dataset has none",
+            file=table.where,
+            fix="use a dataset with group labels",
+        )
+    groups = pl.DataFrame({S.SAMPLE_ID: val_ids}).join(
+        table.split("val").frame.select(S.SAMPLE_ID, S.LABEL, S.GROUP), on=S.SAMPLE_ID, maintain_order="left"
+    )
+    mu, sd = hv.mean(0), hv.std(0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    return (hv - mu) / sd, (ht - mu) / sd, groups[S.LABEL].to_numpy(), groups[S.GROUP].to_numpy()
 
 
 def dfr_predict(
@@ -32,20 +58,7 @@ def dfr_predict(
     Raises:
         InputDataError: the dataset has no true val groups.
     """
-    if not table.has_groups:
-        raise InputDataError(
-            "DFR retrains on group-balanced validation data and needs true val groups",
-            file=table.where,
-            fix="use a dataset with group labels",
-        )
-    val = table.split("val").frame
-    groups = pl.DataFrame({S.SAMPLE_ID: val_ids}).join(
-        val.select(S.SAMPLE_ID, S.LABEL, S.GROUP), on=S.SAMPLE_ID, maintain_order="left"
-    )
-    g, y = groups[S.GROUP].to_numpy(), groups[S.LABEL].to_numpy()
-    mu, sd = hv.mean(0), hv.std(0)
-    sd = np.where(sd > 1e-8, sd, 1.0)
-    zv, zt = (hv - mu) / sd, (ht - mu) / sd
+    zv, zt, y, g = val_features(hv, ht, table, val_ids, "DFR")
     rng = np.random.default_rng(derive_seed(seed, "dfr"))
     half = rng.random(len(y)) < 0.5
 
@@ -71,9 +84,4 @@ def dfr_predict(
         coefs.append(clf.coef_)
         intercepts.append(clf.intercept_)
     coef, intercept = np.mean(coefs, axis=0), np.mean(intercepts, axis=0)
-
-    def predict(z: np.ndarray) -> np.ndarray:
-        s = z @ coef.T + intercept
-        return (s[:, 0] > 0).astype(np.int64) if s.shape[1] == 1 else s.argmax(1)
-
-    return predict(zv), predict(zt), {"C": best_c, "heads": DFR_HEADS}
+    return linear_predict(coef, intercept, zv), linear_predict(coef, intercept, zt), {"C": best_c, "heads": DFR_HEADS}

@@ -34,13 +34,14 @@ import numpy as np
 import polars as pl
 
 from curate._core import schema as S
-from curate._core.linear import l1_logistic
+from curate._core.linear import l1_logistic, linear_predict
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.errors import ConfigError, InputDataError
 from curate.eval import evaluate_predictions
 from curate.finetune._base import FINETUNE_METHODS, FinetuneResult, Trainer, TrainRequest
 from curate.finetune._loop import eval_ids, prediction_frame, selection_score
+from curate.finetune.dfr import val_features
 
 C_GRID = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 S_GRID = (1.0, 0.9, 0.8, 0.7)
@@ -161,11 +162,6 @@ def _fit_dispel(
     return np.mean(coefs, axis=0), np.mean(intercepts, axis=0), {"alpha": alpha, "s": s, "C": c, "tried": tried}
 
 
-def _predict(coef: np.ndarray, intercept: np.ndarray, z: np.ndarray) -> np.ndarray:
-    s = z @ coef.T + intercept
-    return (s[:, 0] > 0).astype(np.int64) if s.shape[1] == 1 else s.argmax(1)
-
-
 def dispel_val_predict(
     hv: np.ndarray, ht: np.ndarray, table: SampleTable, val_ids: list[str], seed: int
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -179,21 +175,13 @@ def dispel_val_predict(
     Raises:
         InputDataError: the dataset has no true val groups.
     """
-    if not table.has_groups:
-        raise InputDataError("DISPEL's val source needs true val groups", file=table.where, fix="use -m mix")
-    val = pl.DataFrame({S.SAMPLE_ID: val_ids}).join(
-        table.split("val").frame.select(S.SAMPLE_ID, S.LABEL, S.GROUP), on=S.SAMPLE_ID, maintain_order="left"
-    )
-    mu, sd = hv.mean(0), hv.std(0)
-    sd = np.where(sd > 1e-8, sd, 1.0)
-    zv, zt = (hv - mu) / sd, (ht - mu) / sd
-    cfg = DispelConfig(source="val", seed=seed)
-    coef, intercept, chosen = fit_dispel(zv, val[S.LABEL].to_numpy(), val[S.GROUP].to_numpy(), cfg)
+    zv, zt, y, g = val_features(hv, ht, table, val_ids, "DISPEL with val groups")
+    coef, intercept, chosen = fit_dispel(zv, y, g, DispelConfig(source="val", seed=seed))
     info = {k: v for k, v in chosen.items() if k != "tried"} | {
         "chosen_on": "true val groups (half split)",
         "tried": chosen["tried"],
     }
-    return _predict(coef, intercept, zv), _predict(coef, intercept, zt), info
+    return linear_predict(coef, intercept, zv), linear_predict(coef, intercept, zt), info
 
 
 def train_dispel(request: TrainRequest, cfg: DispelConfig) -> FinetuneResult:
@@ -231,7 +219,7 @@ def train_dispel(request: TrainRequest, cfg: DispelConfig) -> FinetuneResult:
 
     def predict(ids: list[str]) -> np.ndarray:
         z = (np.asarray(emb.select(ids, what="eval split").matrix, np.float64) - mu) / sd
-        return _predict(coef, intercept, z)
+        return linear_predict(coef, intercept, z)
 
     pv, pt = prediction_frame(val_ids, predict(val_ids)), prediction_frame(test_ids, predict(test_ids))
     val = evaluate_predictions(table, pv, split="val", pseudo_groups=request.pseudo_groups)

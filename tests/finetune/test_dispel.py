@@ -81,5 +81,5 @@ def test_dispel_val_refits_the_last_layer_of_the_trained_model_on_val_groups(pla
     assert (d["s"], d["C"]) == (best["s"], best["C"])
     assert r.test.acc_wg > erm.test.acc_wg + 0.1  # ERM's head leans on the planted attribute; DISPEL^val does not
     no_groups = table.with_frame(table.frame.drop("group"))
-    with pytest.raises(Exception, match="needs true val groups"):
+    with pytest.raises(Exception, match="true groups, and this dataset has none"):
         train("dispel-val", TrainRequest(no_groups, api.select("keep-all", no_groups), emb), cfg)
