@@ -106,7 +106,8 @@ def dynamics(
             backbone = str(emb.meta.get("encoder"))
         cfg = api.FinetuneConfig(backbone=backbone, train_from=train_from, image_size=image_size, seed=seed, **given)
         log = api.record_network_dynamics(table, config=cfg, runs=runs, device=device, cache=cache, workspace=ws)
-        what = f"fine-tuned {backbone}; eval-mode pass in {api.Workspace(workspace).lookup('dynamics', backbone)}/eval"
+        folder = api.Workspace(workspace).lookup("dynamics", backbone)
+        what = f"fine-tuned {backbone}; eval-mode passes in {folder}/eval (EL2N) and {folder}/outputs (JTT, SPARE)"
     else:
         table, emb, _, _ = api.workspace_signals(workspace, encoder)
         pcfg = api.ProxyConfig(head=proxy, hidden=hidden, runs=runs, seed=seed, **given)

@@ -148,6 +148,11 @@ def test_a_network_run_fine_tunes_twice_only_when_its_training_set_reads_the_dis
     prune = api.run(table, method="prune", out=tmp_path / "prune", **kw)  # type: ignore[arg-type]
     assert prune["backbone"].startswith("fine-tuned network")
     assert len([p for p in ws.rglob("network-dynamics/*") if p.is_dir()]) == 1  # the network's dynamics
+    # SPARE clusters that network's own eval-mode outputs early in training (not a proxy head's)
+    spare = api.run(table, method="spare", out=tmp_path / "spare", **kw)  # type: ignore[arg-type]
+    assert len([p for p in ws.rglob("network-dynamics/*") if p.is_dir()]) == 1  # the same recording
+    provenance = json.loads((tmp_path / "spare" / "metrics.json").read_text())["manifest"]
+    assert provenance["inputs"]["discovery"]["config"]["outputs"] == "eval-mode outputs of the recorded model", spare
 
 
 def test_each_run_says_the_groups_its_configs_train_with() -> None:

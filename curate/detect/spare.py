@@ -1,12 +1,17 @@
 """SPARE group inference (Yang et al., ICML 2023, "Identifying Spurious Biases Early in Training
 through the Lens of Simplicity Bias").
 
-Within each class, cluster the proxy's *outputs early in training* (softmax vectors) with k-means,
+Within each class, cluster the model's *outputs early in training* (softmax vectors) with k-means,
 k chosen by silhouette up to ``max_clusters`` (5, as in the authors' scripts). Small clusters hold
 the samples the early network does not fit with the majority: likely minority groups. The class's
 sampling power is ``high_sampling_power`` (2) when its silhouette is below 0.9, else 1 (from the
 authors' code); the ``spare`` selector samples each cluster ∝ 1/size^power. Conflict score:
 ``1 − share of the sample's cluster in its class``.
+
+Whose outputs: a fine-tuned network's recording keeps its eval-mode softmax at the early epoch
+(:meth:`DynamicsLog.outputs_at`), and SPARE clusters those, as its authors cluster their network's;
+a proxy head's recording keeps none, so the proxy is retrained, with the recording's seeds, to the
+early epoch (a linear head on frozen embeddings: no augmentation, dropout or batch norm).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import polars as pl
 from curate._core import schema as S
 from curate.data.table import SampleTable
 from curate.detect._base import DETECTORS, Discovery, Signals, build_discovery, train_rows
-from curate.dynamics import ProxyConfig, proxy_outputs
+from curate.dynamics import DynamicsLog, ProxyConfig, proxy_outputs
+from curate.dynamics.log import PROBS, RUN
 from curate.index import KMeansConfig, choose_k
 
 MAX_CLUSTERS = 5
@@ -26,7 +32,7 @@ HIGH_SAMPLING_POWER = 2
 
 
 @DETECTORS.register(
-    "spare", needs=("embeddings", "dynamics"), description="SPARE: k-means on early proxy outputs per class"
+    "spare", needs=("embeddings", "dynamics"), description="SPARE: k-means on the early outputs per class"
 )
 def spare(
     table: SampleTable,
@@ -39,15 +45,10 @@ def spare(
     seed: int = 0,
 ) -> Discovery:
     """SPARE's per-class clusters of early outputs and per-class sampling powers (in ``extra``)."""
-    emb = signals.need_embeddings("spare")
     log = signals.need_dynamics("spare")
     e = log.early_epoch() if epoch is None else epoch
-    cfg = ProxyConfig(**signals.proxy_config) if signals.proxy_config else ProxyConfig()
-    ids, probs = proxy_outputs(emb, table, cfg, epochs=e + 1, device=signals.device)
     rows = train_rows(table)
-    order = pl.DataFrame({S.SAMPLE_ID: ids, "_i": np.arange(len(ids))})
-    idx = rows.join(order, on=S.SAMPLE_ID, how="left", maintain_order="left")["_i"].to_numpy()
-    z = probs[idx]
+    z, source = early_outputs(table, signals, log, e, rows)
     labels = rows[S.LABEL].to_numpy()
     cluster = np.zeros(len(rows), dtype=np.int64)
     conflict = np.zeros(len(rows))
@@ -65,6 +66,7 @@ def spare(
         silhouettes[int(y)] = best_sil
     config = {
         "epoch": e,
+        "outputs": source,
         "max_clusters": max_clusters,
         "silhouette_threshold": silhouette_threshold,
         "high_sampling_power": high_sampling_power,
@@ -79,3 +81,28 @@ def spare(
         dynamics=log,
         extra={"sampling_powers": powers, "silhouettes": silhouettes},
     )
+
+
+def early_outputs(
+    table: SampleTable, signals: Signals, log: DynamicsLog, epoch: int, rows: pl.DataFrame
+) -> tuple[np.ndarray, str]:
+    """The ``(len(rows), C)`` softmax outputs at ``epoch`` in ``rows``' order, and where they came from:
+    the recording's eval-mode outputs (run 0) when it kept them, else run 0's proxy retrained."""
+    kept = log.outputs_at(epoch)
+    if kept is not None:
+        kept = kept.filter(pl.col(RUN) == min(kept[RUN]))
+        ids, probs = kept[S.SAMPLE_ID].to_list(), np.asarray(kept[PROBS].to_list(), dtype=np.float32)
+        source = "eval-mode outputs of the recorded model"
+    else:
+        emb = signals.need_embeddings("spare")
+        cfg = ProxyConfig(**signals.proxy_config) if signals.proxy_config else ProxyConfig()
+        ids, probs = proxy_outputs(emb, table, cfg, epochs=epoch + 1, device=signals.device)
+        source = "proxy head retrained to the epoch"
+    order = pl.DataFrame({S.SAMPLE_ID: ids, "_i": np.arange(len(ids))})
+    idx = rows.join(order, on=S.SAMPLE_ID, how="left", maintain_order="left")["_i"]
+    if idx.null_count():
+        from curate.errors import IdMismatchError
+
+        missing = rows.filter(idx.is_null())[S.SAMPLE_ID].to_list()
+        raise IdMismatchError.from_ids("dataset train split", f"SPARE's outputs at epoch {epoch}", missing)
+    return probs[idx.to_numpy()], source

@@ -3,7 +3,9 @@
 Columns: ``run`` (independent training run), ``epoch`` (0-based), ``sample_id``, ``loss`` (cross
 entropy), ``margin`` (true-class logit minus the largest other logit), ``correct`` (argmax is the
 label), ``prob_true`` (softmax probability of the label), ``el2n`` (‖softmax − onehot‖₂) and
-``feat_norm`` (‖input of the last linear layer‖₂, null when not recorded).
+``feat_norm`` (‖input of the last linear layer‖₂, null when not recorded). The eval-mode passes
+of a fine-tuned network's recording also keep ``probs`` (its softmax vector) at the epochs the
+detectors read (:data:`OUTPUTS`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from curate._core import schema as S
 from curate.errors import InputDataError
 
 RUN, EPOCH = "run", "epoch"
+PROBS = "probs"  # the softmax vector, kept by the detector-epoch outputs pass only
 LOSS, MARGIN, CORRECT, PROB_TRUE, EL2N, FEAT_NORM = "loss", "margin", "correct", "prob_true", "el2n", "feat_norm"
 LOG_SCHEMA: dict[str, pl.DataType] = {
     RUN: pl.Int32(),
@@ -30,7 +33,30 @@ LOG_SCHEMA: dict[str, pl.DataType] = {
     FEAT_NORM: pl.Float32(),
 }
 SHARD_GLOB = "run=*/epoch=*.parquet"
-EVAL_PASS = "eval"  # sub-folder of the eval-mode pass over the train rows
+EVAL_PASS = "eval"  # sub-folder of the eval-mode pass over the train rows (prune's EL2N)
+OUTPUTS = "outputs"  # sub-folder of the eval-mode outputs at the detectors' epochs (network recordings)
+EARLY_FRACTION = 0.1  # "early in training": SPARE's clustering epoch, JTT's default T, EL2N's epoch
+JTT_T_FRACTIONS = (0.05, 0.1, 0.2, 0.4)
+"""JTT's T as shares of training, tuned on validation (their T: Waterbirds 60 of 300 = 20%, CelebA
+1 of 50, MultiNLI 2 of 5)."""
+
+
+def early_epoch_index(n_epochs: int, fraction: float = EARLY_FRACTION) -> int:
+    """The 0-based epoch at ``fraction`` of ``n_epochs`` (Paul et al. score EL2N at 10%: epoch 20 of 200)."""
+    return min(n_epochs - 1, max(0, round(fraction * n_epochs)))
+
+
+def epoch_at_fraction(n_epochs: int, fraction: float) -> int:
+    """The 0-based epoch after which ``fraction`` of ``n_epochs`` is done: ``round(f·E) − 1``, at least
+    0 (0.4 of 25 epochs → index 9, the data-pruning authors' EL2N epoch)."""
+    return min(n_epochs - 1, max(0, round(fraction * n_epochs) - 1))
+
+
+def detector_epochs(n_epochs: int) -> set[int]:
+    """The epochs whose eval-mode outputs a fine-tuned network's recording keeps: the early epoch
+    (SPARE clusters the outputs there; JTT's default T) and every point of JTT's T grid
+    (``round(f·E) − 1``, as the grid is read)."""
+    return {epoch_at_fraction(n_epochs, f) for f in JTT_T_FRACTIONS} | {early_epoch_index(n_epochs)}
 
 
 def shard_name(epoch: int) -> str:
@@ -44,11 +70,14 @@ class DynamicsLog:
 
     ``eval_pass``, when the recording has one, is the log of eval-mode passes over the train rows at
     chosen epochs (the model of that epoch, no augmentation or dropout): the data-pruning authors'
-    EL2N comes from there.
+    EL2N comes from there. ``outputs`` (a fine-tuned network's recording) holds eval-mode passes
+    with the softmax vector (``probs``) at :func:`detector_epochs`: SPARE and JTT read the model of
+    that epoch there, as their authors do, rather than the logits of the training minibatches.
     """
 
     frame: pl.DataFrame
     eval_pass: DynamicsLog | None = None
+    outputs: DynamicsLog | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in LOG_SCHEMA if c not in self.frame.columns]
@@ -73,12 +102,13 @@ class DynamicsLog:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(FEAT_NORM))
         if RUN not in frame.columns:
             frame = frame.with_columns(pl.lit(0).alias(RUN))
-        return cls(frame.select([pl.col(c).cast(t) for c, t in LOG_SCHEMA.items()]))
+        probs = [pl.col(PROBS).cast(pl.List(pl.Float32))] if PROBS in frame.columns else []
+        return cls(frame.select([pl.col(c).cast(t) for c, t in LOG_SCHEMA.items()] + probs))
 
     @classmethod
     def read(cls, folder: str | Path) -> DynamicsLog:
-        """Read every ``run=*/epoch=*.parquet`` shard under ``folder`` (and ``folder/eval``'s, as the
-        eval pass, when present).
+        """Read every ``run=*/epoch=*.parquet`` shard under ``folder`` (and those of ``folder/eval``
+        and ``folder/outputs``, as the eval pass and the detectors' outputs, when present).
 
         Raises:
             InputDataError: no shards are there.
@@ -90,9 +120,11 @@ class DynamicsLog:
                 "no dynamics shards (run=*/epoch=*.parquet)", file=folder, fix="run `curate dynamics` first"
             )
         log = cls.from_frame(pl.concat([pl.read_parquet(f) for f in files], how="vertical"))
-        if list((folder / EVAL_PASS).glob(SHARD_GLOB)):
-            return cls(log.frame, cls.read(folder / EVAL_PASS))
-        return log
+        passes = {
+            sub: cls.read(folder / sub) if list((folder / sub).glob(SHARD_GLOB)) else None
+            for sub in (EVAL_PASS, OUTPUTS)
+        }
+        return cls(log.frame, passes[EVAL_PASS], passes[OUTPUTS])
 
     @property
     def epochs(self) -> list[int]:
@@ -114,9 +146,16 @@ class DynamicsLog:
         """Every sample id in the log, sorted."""
         return self.frame[S.SAMPLE_ID].unique().sort()
 
-    def early_epoch(self, fraction: float = 0.1) -> int:
+    def early_epoch(self, fraction: float = EARLY_FRACTION) -> int:
         """The epoch at ``fraction`` of training (Paul et al. score EL2N at 10%: epoch 20 of 200)."""
-        return min(self.n_epochs - 1, max(0, round(fraction * self.n_epochs)))
+        return early_epoch_index(self.n_epochs, fraction)
+
+    def outputs_at(self, epoch: int) -> pl.DataFrame | None:
+        """The eval-mode rows (with ``probs``) of the model at ``epoch``, all runs, when the recording
+        kept them there (:attr:`outputs`); None otherwise (a proxy head's recording)."""
+        if self.outputs is None or epoch not in self.outputs.epochs:
+            return None
+        return self.outputs.at_epoch(epoch)
 
     def at_epoch(self, epoch: int) -> pl.DataFrame:
         """Rows of one epoch (all runs).

@@ -140,7 +140,7 @@ def train_proxy(
                 logits, feats = head(xt.to(device))
             return logits.float().cpu().numpy(), feats.float().cpu().numpy()
 
-        passes = EvalPass(predict, evals, eval_epochs(tcfg.epochs, (cfg.eval_fraction,)), tcfg.epochs, head.train)
+        passes = EvalPass(predict, [(evals, eval_epochs(tcfg.epochs, (cfg.eval_fraction,)))], tcfg.epochs, head.train)
         fit(
             ERM(head),
             batches,

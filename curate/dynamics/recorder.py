@@ -19,7 +19,19 @@ import polars as pl
 
 from curate._core import schema as S
 from curate._core.io import atomic_path
-from curate.dynamics.log import CORRECT, EL2N, EPOCH, FEAT_NORM, LOSS, MARGIN, PROB_TRUE, RUN, shard_name
+from curate.dynamics.log import (
+    CORRECT,
+    EL2N,
+    EPOCH,
+    FEAT_NORM,
+    LOSS,
+    MARGIN,
+    PROB_TRUE,
+    PROBS,
+    RUN,
+    epoch_at_fraction,
+    shard_name,
+)
 
 
 def epoch_signals(logits: Any, labels: Any) -> dict[str, Any]:
@@ -54,6 +66,7 @@ class DynamicsRecorder:
         device: device the logits live on.
         static_feat_norm: per-index norm of the last layer's input when it does not change during
             training (a linear head on frozen embeddings); per-batch features are then ignored.
+        keep_probs: also write each row's softmax vector (``probs``; the detectors' outputs pass).
     """
 
     def __init__(
@@ -66,6 +79,7 @@ class DynamicsRecorder:
         run: int = 0,
         device: str = "cpu",
         static_feat_norm: Any = None,
+        keep_probs: bool = False,
     ) -> None:
         import torch
 
@@ -75,6 +89,7 @@ class DynamicsRecorder:
         self.n_classes = n_classes
         self.run = run
         self.device = device
+        self.keep_probs = keep_probs
         self._static_fnorm = (
             None
             if static_feat_norm is None
@@ -125,6 +140,10 @@ class DynamicsRecorder:
         labels = self.labels if all_seen else self.labels[seen]
         sig = {k: v.cpu().numpy() for k, v in epoch_signals(logits, labels).items()}
         sig[FEAT_NORM] = fnorm.cpu().numpy().astype(np.float32)
+        if self.keep_probs:
+            import torch
+
+            sig[PROBS] = torch.softmax(logits.float(), dim=1).cpu().numpy()
         ids = self.ids if all_seen else self.ids.gather(seen.cpu().numpy())
         self._pending = self._pool().submit(self._write, epoch, ids, sig)
 
@@ -148,7 +167,8 @@ class DynamicsRecorder:
                 pl.Series(RUN, np.full(n, self.run, dtype=np.int32)),
                 pl.Series(EPOCH, np.full(n, epoch, dtype=np.int32)),
                 ids,
-                *[pl.Series(k, v, nan_to_null=k == FEAT_NORM) for k, v in sig.items()],
+                *[pl.Series(k, v, nan_to_null=k == FEAT_NORM) for k, v in sig.items() if k != PROBS],
+                *([pl.Series(PROBS, sig[PROBS]).cast(pl.List(pl.Float32))] if PROBS in sig else []),
             ]
         )
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -160,36 +180,38 @@ class EvalPass:
     """Training hook: at chosen epochs, an eval-mode pass over the training rows recorded as shards.
 
     Signals from minibatch logits during training mix a moving model with augmentation and
-    dropout; the data-pruning authors score EL2N on the network in eval mode over the train set at
-    an early epoch. This hook calls ``predict()`` (eval-mode ``(logits, features)`` of every row, in
-    the ``recorder``'s index order) after each epoch in ``epochs`` and writes them through
-    ``recorder`` (same shard layout and schema as in-training dynamics, under its own folder).
+    dropout; the data-pruning authors score EL2N, JTT's authors take the error set and SPARE's
+    cluster the outputs of the network in eval mode over the train set at an epoch. This hook calls
+    ``predict()`` (eval-mode ``(logits, features)`` of every row, in the recorders' index order)
+    once after each epoch that any target wants, and writes it through each such target's recorder
+    (same shard layout and schema as in-training dynamics, under its own folder).
 
     Args:
         predict: eval-mode ``(logits, features)`` numpy arrays of the rows.
-        recorder: where the shards go (``ids`` = the rows predicted).
-        epochs: the 0-based epochs after which to record.
-        total_epochs: the run's epoch count (epochs outside ``epochs`` count as done for resume).
+        targets: ``(recorder, epochs)`` pairs: where the shards go (``ids`` = the rows predicted) and
+            the 0-based epochs after which to record there.
+        total_epochs: the run's epoch count (epochs no target wants count as done for resume).
         restore: called after each pass (e.g. ``model.train``).
     """
 
     def __init__(
         self,
         predict: Any,
-        recorder: DynamicsRecorder,
-        epochs: set[int],
+        targets: list[tuple[DynamicsRecorder, set[int]]],
         total_epochs: int,
         restore: Any = None,
     ) -> None:
         self.predict = predict
-        self.recorder = recorder
-        self.epochs = set(epochs)
+        self.targets = [(rec, set(epochs)) for rec, epochs in targets]
         self.total_epochs = total_epochs
         self.restore = restore
 
     def done_epochs(self) -> set[int]:
-        """Epochs whose pass is on disk, plus every epoch that needs none."""
-        return {e for e in range(self.total_epochs) if e not in self.epochs} | self.recorder.done_epochs()
+        """Epochs whose passes are all on disk (an epoch no target wants needs none)."""
+        done = set(range(self.total_epochs))
+        for rec, epochs in self.targets:
+            done -= epochs - rec.done_epochs()
+        return done
 
     def on_epoch_start(self, epoch: int) -> None:
         pass
@@ -198,33 +220,33 @@ class EvalPass:
         pass
 
     def on_epoch_end(self, epoch: int) -> None:
-        if epoch not in self.epochs:
+        wanted = [rec for rec, epochs in self.targets if epoch in epochs]
+        if not wanted:
             return
         import torch
 
         logits, feats = self.predict()
-        rec = self.recorder
-        rec.on_epoch_start(epoch)
-        index = torch.arange(len(logits), device=rec.device)
-        rec.on_batch(
-            epoch,
-            {"index": index},
-            {
-                "logits": torch.as_tensor(logits, device=rec.device),
-                "features": torch.as_tensor(feats, device=rec.device),
-            },
-        )
-        rec.on_epoch_end(epoch)
-        rec.flush()
+        for rec in wanted:
+            rec.on_epoch_start(epoch)
+            rec.on_batch(
+                epoch,
+                {"index": torch.arange(len(logits), device=rec.device)},
+                {
+                    "logits": torch.as_tensor(logits, device=rec.device),
+                    "features": torch.as_tensor(feats, device=rec.device),
+                },
+            )
+            rec.on_epoch_end(epoch)
+            rec.flush()
         if self.restore is not None:
             self.restore()
 
     def flush(self) -> None:
         """Every pass is written synchronously; nothing to wait for."""
-        self.recorder.flush()
+        for rec, _ in self.targets:
+            rec.flush()
 
 
 def eval_epochs(total_epochs: int, fractions: tuple[float, ...]) -> set[int]:
-    """The 0-based epochs at ``fractions`` of training: ``round(f·E) − 1``, at least epoch 0
-    (0.4 of 25 epochs → epoch index 9, the data-pruning authors' EL2N epoch)."""
-    return {min(total_epochs - 1, max(0, round(f * total_epochs) - 1)) for f in fractions}
+    """The 0-based epochs at ``fractions`` of training (:func:`~curate.dynamics.log.epoch_at_fraction`)."""
+    return {epoch_at_fraction(total_epochs, f) for f in fractions}

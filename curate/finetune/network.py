@@ -14,9 +14,10 @@ encoder, a CLIP tower) with a new linear head sized from the dataset; layers bef
   CPU too, measured);
 * model selection on validation worst-group accuracy; checkpoints hold the model, optimiser,
   schedule, sampler and GroupDRO state, so a killed run resumes to the same result;
-* dynamics: the recorder logs the in-training logits of every row (``RUN/dynamics``) and an
+* dynamics: the recorder logs the in-training logits of every row (``RUN/dynamics``), an
   eval-mode pass over the rows at ``eval_fraction`` of training (``RUN/dynamics/eval``; EL2N as
-  the data-pruning authors take it).
+  the data-pruning authors take it) and the eval-mode softmax outputs at the detectors' epochs
+  (``RUN/dynamics/outputs``: SPARE clusters them, JTT takes its error set there).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from curate._core.cache import fingerprint
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.dynamics import DynamicsRecorder, EvalPass, eval_epochs
-from curate.dynamics.log import EVAL_PASS
+from curate.dynamics.log import EVAL_PASS, OUTPUTS, detector_epochs
 from curate.embed import Backbone, create_backbone
 from curate.errors import InputDataError
 from curate.finetune._base import FinetuneResult, TrainRequest
@@ -294,12 +295,22 @@ def eval_pass(
     device: str,
     run: int = 0,
 ) -> EvalPass:
-    """The eval-mode dynamics pass over the manifest's unique rows at ``fraction`` of training,
-    written to ``folder/eval`` in the recorder's shard layout."""
+    """The eval-mode dynamics passes over the manifest's unique rows, in the recorder's shard layout:
+    at ``fraction`` of training in ``folder/eval`` (prune's EL2N), and with the softmax vectors at
+    the detectors' epochs in ``folder/outputs`` (SPARE's clustering, JTT's error set)."""
     unique = rows.unique(S.SAMPLE_ID, keep="first", maintain_order=True)
-    ids = unique[S.SAMPLE_ID].to_list()
-    recorder = DynamicsRecorder(folder / EVAL_PASS, ids, unique[S.LABEL].to_numpy(), n_classes, run=run, device=device)
-    return EvalPass(lambda: predict(ids), recorder, eval_epochs(epochs, (fraction,)), epochs, restore=model.train)
+    ids, labels = unique[S.SAMPLE_ID].to_list(), unique[S.LABEL].to_numpy()
+    targets = [
+        (
+            DynamicsRecorder(folder / EVAL_PASS, ids, labels, n_classes, run=run, device=device),
+            eval_epochs(epochs, (fraction,)),
+        ),
+        (
+            DynamicsRecorder(folder / OUTPUTS, ids, labels, n_classes, run=run, device=device, keep_probs=True),
+            detector_epochs(epochs),
+        ),
+    ]
+    return EvalPass(lambda: predict(ids), targets, epochs, restore=model.train)
 
 
 class _TrainRows:

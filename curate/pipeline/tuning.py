@@ -33,6 +33,7 @@ from curate._core.cache import cached_stage
 from curate.data import SampleTable
 from curate.detect import Discovery, pseudo_groups_of
 from curate.dynamics import DynamicsLog, ProxyConfig
+from curate.dynamics.log import JTT_T_FRACTIONS, epoch_at_fraction
 from curate.embed import EmbeddingTable
 from curate.errors import EmptySelectionError
 from curate.finetune import FinetuneConfig, TrainRequest, train
@@ -59,9 +60,9 @@ RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "mix": {"s": (1.0, 0.9, 0.8, 0.7)},
     "jtt": {"lambda_up": (6.0, 20.0, 50.0, 100.0)},
 }
-# JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
-# MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation.
-DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
+# JTT's T, as a share of the recorded epochs (curate.dynamics.log.JTT_T_FRACTIONS, where a network's
+# recording learns which epochs to keep eval-mode outputs at): tuned with lambda_up, on validation.
+DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": JTT_T_FRACTIONS}}
 CHOICE_VERSION = 7
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
 partition; 4: a trainer that reads the pseudo-groups scores the candidates itself; 5: on text that
@@ -227,7 +228,7 @@ def tune_selection(
     for det_values in itertools.product(*(det_grid[k] for k in det_keys)):
         det_params = dict(zip(det_keys, det_values, strict=True))
         if "epoch" in det_params:  # a share of training -> the 0-based epoch index
-            det_params["epoch"] = max(0, round(det_params["epoch"] * log.n_epochs) - 1)
+            det_params["epoch"] = epoch_at_fraction(log.n_epochs, det_params["epoch"])
         disc = discover(det_params)
         for values in itertools.product(*(grid[k] for k in keys)):
             cfg = type(base)(**(base.to_dict() | dict(zip(keys, values, strict=True))))

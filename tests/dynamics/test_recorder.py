@@ -162,3 +162,34 @@ def test_resume_when_the_last_shard_was_lost(tmp_path: Path) -> None:
     a = DynamicsLog.read(tmp_path / "clean").frame.sort("epoch", "sample_id")
     b = DynamicsLog.read(tmp_path / "crashed").frame.sort("epoch", "sample_id")
     assert a.equals(b)
+
+
+def test_detector_epochs_and_a_shared_eval_pass(tmp_path: Path) -> None:
+    """The epochs a network's recording keeps eval-mode outputs at (JTT's T grid read as round(f·E) − 1,
+    and the early epoch round(0.1·E)), and one prediction per epoch written to every target that wants it."""
+    from curate.dynamics import EvalPass
+    from curate.dynamics.log import OUTPUTS, detector_epochs, epoch_at_fraction
+
+    assert detector_epochs(20) == {0, 1, 2, 3, 7}  # 0.05, 0.1, 0.2, 0.4 -> 0, 1, 3, 7; early: round(2.0) = 2
+    assert detector_epochs(300) == {14, 29, 30, 59, 119} and epoch_at_fraction(25, 0.4) == 9
+    ids, labels = ["a", "b", "c"], np.array([0, 1, 1])
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]], dtype=np.float32)
+    calls: list[int] = []
+
+    def predict() -> tuple[np.ndarray, np.ndarray]:
+        calls.append(1)
+        return logits, np.ones((3, 4), dtype=np.float32)
+
+    ev = DynamicsRecorder(tmp_path / "eval", ids, labels, 2)
+    out = DynamicsRecorder(tmp_path / OUTPUTS, ids, labels, 2, keep_probs=True)
+    hook = EvalPass(predict, [(ev, {2}), (out, {1, 2})], 4)
+    assert hook.done_epochs() == {0, 3}
+    for epoch in range(4):
+        hook.on_epoch_end(epoch)
+    assert len(calls) == 2 and hook.done_epochs() == {0, 1, 2, 3}  # epoch 2: one prediction, two shards
+    kept = DynamicsLog.read(tmp_path / OUTPUTS)
+    np.testing.assert_allclose(
+        np.asarray(kept.at_epoch(2)["probs"].to_list()), torch.softmax(torch.from_numpy(logits), 1).numpy(), atol=1e-6
+    )
+    assert kept.at_epoch(1)["correct"].to_list() == [True, True, False]
+    assert "probs" not in DynamicsLog.read(tmp_path / "eval").frame.columns

@@ -36,6 +36,7 @@ def test_network_run_writes_dynamics_of_both_kinds(dc, tmp_path: Path) -> None: 
     assert log.n_epochs == 3 and set(log.ids.to_list()) == set(m.frame["sample_id"].to_list())
     ev = api.eval_dynamics(tmp_path / "run" / "dynamics")
     assert ev.frame["epoch"].unique().to_list() == [0]  # round(0.4 * 3) - 1
+    assert log.outputs is not None and log.outputs.epochs == [0]  # 3 epochs: every detector epoch is 0
     assert ev.frame.height == 160 and ev.frame["el2n"].is_between(0, np.sqrt(2)).all()
     metrics = (tmp_path / "run" / "metrics.json").read_text()
     assert '"backbone": "fine-tuned network (small-cnn)"' in metrics
@@ -59,9 +60,14 @@ def test_eval_pass_scores_the_model_in_eval_mode(dc, tmp_path: Path) -> None:  #
         pl.col("sample_id").replace_strict(ids, list(range(len(ids))))
     )
     np.testing.assert_allclose(ev["prob_true"].to_numpy(), p[np.arange(len(ids)), y["label"].to_numpy()], atol=1e-5)
-    seen = DynamicsLog.read(tmp_path / "run" / "dynamics").frame
-    both = ev.join(seen, on="sample_id", suffix="_train")
+    recorded = DynamicsLog.read(tmp_path / "run" / "dynamics")
+    both = ev.join(recorded.frame, on="sample_id", suffix="_train")
     assert not np.allclose(both["prob_true"].to_numpy(), both["prob_true_train"].to_numpy(), atol=1e-3)
+    # the detectors' outputs pass: the same model's whole softmax vector, at the detectors' epochs
+    out = recorded.outputs_at(0)
+    assert out is not None and recorded.outputs is not None and recorded.outputs.epochs == [0]
+    out = out.sort(pl.col("sample_id").replace_strict(ids, list(range(len(ids)))))
+    np.testing.assert_allclose(np.asarray(out["probs"].to_list()), p, atol=1e-5)
 
 
 def test_weights_drive_the_sampler_and_mixing_reaches_the_model(dc, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
