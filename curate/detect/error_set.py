@@ -1,11 +1,12 @@
-"""Error-set detectors from the proxy's training dynamics.
+"""Error-set detectors from the training dynamics.
 
-``jtt`` (Liu et al., ICML 2021): the samples the ERM model misclassifies after ``T`` epochs form
-the error set (pseudo-group 1 of each class); the conflict score is ``1 − p(true label)`` at that
-epoch, mean over runs. A fine-tuned network's recording keeps its eval-mode outputs at JTT's ``T``
-grid, and the error set comes from there (the authors evaluate the epoch-``T`` checkpoint on the
-train set); a proxy head's recording has the in-training logits only. ``T`` defaults to the early epoch (10% of training): JTT's ``T`` is a
-per-dataset choice (Waterbirds 60 of 300 epochs, CelebA 1, MultiNLI 2).
+``jtt`` (Liu et al., ICML 2021): the samples the ERM model (proxy head or fine-tuned network)
+misclassifies in epoch ``T`` form the error set (pseudo-group 1 of each class); the conflict score is
+``1 − p(true label)`` at that epoch, mean over runs. Its predictions are the training pass's, as in
+the authors' code (their ``train.py`` writes ``output_train_epoch_T.csv`` from the training loop,
+model in train mode, and ``process_training.py`` takes the error set from it), not an eval pass.
+``T`` defaults to the early epoch (10% of training): JTT's ``T`` is a per-dataset choice
+(Waterbirds 60 of 300 epochs, CelebA 1, MultiNLI 2).
 ``el2n``: the conflict score is EL2N at the early epoch (Paul et al.); pseudo-groups split each
 class at the Otsu threshold of the score.
 """
@@ -21,17 +22,14 @@ from curate.dynamics import SCORERS
 from curate.dynamics.log import CORRECT, PROB_TRUE
 
 
-@DETECTORS.register("jtt", needs=("dynamics",), description="JTT error set of the proxy at epoch T")
+@DETECTORS.register("jtt", needs=("dynamics",), description="JTT error set of the ERM model at epoch T")
 def jtt(table: SampleTable, signals: Signals, *, epoch: int | None = None) -> Discovery:
-    """JTT's error set: misclassified at ``epoch`` (default: early) → pseudo-minority; score 1 − p(true).
-    Eval-mode outputs of that epoch when the recording kept them, else the in-training logits."""
+    """JTT's error set: misclassified at ``epoch`` (default: early) → pseudo-minority; score 1 − p(true)."""
     log = signals.need_dynamics("jtt")
     rows = train_rows(table)
     e = log.early_epoch() if epoch is None else epoch
-    kept = log.outputs_at(e)
-    source = "in-training logits" if kept is None else "eval-mode outputs of the recorded model"
     at = (
-        (log.at_epoch(e) if kept is None else kept)
+        log.at_epoch(e)
         .group_by(S.SAMPLE_ID)
         .agg(
             (1 - pl.col(PROB_TRUE).cast(pl.Float64).mean()).alias("s"),
@@ -40,12 +38,7 @@ def jtt(table: SampleTable, signals: Signals, *, epoch: int | None = None) -> Di
     )
     j = rows.join(at, on=S.SAMPLE_ID, how="left", maintain_order="left")
     return build_discovery(
-        rows,
-        j["s"].to_numpy(),
-        j["err"].cast(pl.Int64).to_numpy(),
-        detector="jtt",
-        config={"epoch": e, "outputs": source},
-        dynamics=log,
+        rows, j["s"].to_numpy(), j["err"].cast(pl.Int64).to_numpy(), detector="jtt", config={"epoch": e}, dynamics=log
     )
 
 

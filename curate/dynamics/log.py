@@ -3,9 +3,9 @@
 Columns: ``run`` (independent training run), ``epoch`` (0-based), ``sample_id``, ``loss`` (cross
 entropy), ``margin`` (true-class logit minus the largest other logit), ``correct`` (argmax is the
 label), ``prob_true`` (softmax probability of the label), ``el2n`` (‖softmax − onehot‖₂) and
-``feat_norm`` (‖input of the last linear layer‖₂, null when not recorded). The eval-mode passes
-of a fine-tuned network's recording also keep ``probs`` (its softmax vector) at the epochs the
-detectors read (:data:`OUTPUTS`).
+``feat_norm`` (‖input of the last linear layer‖₂, null when not recorded). A fine-tuned network's
+recording also keeps an eval-mode pass with ``probs`` (the softmax vector) at the early epoch
+(:data:`OUTPUTS`), whose outputs SPARE clusters.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from curate._core import schema as S
 from curate.errors import InputDataError
 
 RUN, EPOCH = "run", "epoch"
-PROBS = "probs"  # the softmax vector, kept by the detector-epoch outputs pass only
+PROBS = "probs"  # the softmax vector, kept by the early outputs pass only
 LOSS, MARGIN, CORRECT, PROB_TRUE, EL2N, FEAT_NORM = "loss", "margin", "correct", "prob_true", "el2n", "feat_norm"
 LOG_SCHEMA: dict[str, pl.DataType] = {
     RUN: pl.Int32(),
@@ -34,11 +34,8 @@ LOG_SCHEMA: dict[str, pl.DataType] = {
 }
 SHARD_GLOB = "run=*/epoch=*.parquet"
 EVAL_PASS = "eval"  # sub-folder of the eval-mode pass over the train rows (prune's EL2N)
-OUTPUTS = "outputs"  # sub-folder of the eval-mode outputs at the detectors' epochs (network recordings)
+OUTPUTS = "outputs"  # sub-folder of the eval-mode outputs at the early epoch (network recordings: SPARE)
 EARLY_FRACTION = 0.1  # "early in training": SPARE's clustering epoch, JTT's default T, EL2N's epoch
-JTT_T_FRACTIONS = (0.05, 0.1, 0.2, 0.4)
-"""JTT's T as shares of training, tuned on validation (their T: Waterbirds 60 of 300 = 20%, CelebA
-1 of 50, MultiNLI 2 of 5)."""
 
 
 def early_epoch_index(n_epochs: int, fraction: float = EARLY_FRACTION) -> int:
@@ -52,13 +49,6 @@ def epoch_at_fraction(n_epochs: int, fraction: float) -> int:
     return min(n_epochs - 1, max(0, round(fraction * n_epochs) - 1))
 
 
-def detector_epochs(n_epochs: int) -> set[int]:
-    """The epochs whose eval-mode outputs a fine-tuned network's recording keeps: the early epoch
-    (SPARE clusters the outputs there; JTT's default T) and every point of JTT's T grid
-    (``round(f·E) − 1``, as the grid is read)."""
-    return {epoch_at_fraction(n_epochs, f) for f in JTT_T_FRACTIONS} | {early_epoch_index(n_epochs)}
-
-
 def shard_name(epoch: int) -> str:
     """File name of one epoch's shard."""
     return f"epoch={epoch:04d}.parquet"
@@ -70,9 +60,9 @@ class DynamicsLog:
 
     ``eval_pass``, when the recording has one, is the log of eval-mode passes over the train rows at
     chosen epochs (the model of that epoch, no augmentation or dropout): the data-pruning authors'
-    EL2N comes from there. ``outputs`` (a fine-tuned network's recording) holds eval-mode passes
-    with the softmax vector (``probs``) at :func:`detector_epochs`: SPARE and JTT read the model of
-    that epoch there, as their authors do, rather than the logits of the training minibatches.
+    EL2N comes from there. ``outputs`` (a fine-tuned network's recording) holds an eval-mode pass
+    with the softmax vector (``probs``) at the early epoch: SPARE clusters the network's outputs
+    there, as its authors do (eval mode over the train set), not the training minibatches' logits.
     """
 
     frame: pl.DataFrame
@@ -151,10 +141,20 @@ class DynamicsLog:
         return early_epoch_index(self.n_epochs, fraction)
 
     def outputs_at(self, epoch: int) -> pl.DataFrame | None:
-        """The eval-mode rows (with ``probs``) of the model at ``epoch``, all runs, when the recording
-        kept them there (:attr:`outputs`); None otherwise (a proxy head's recording)."""
-        if self.outputs is None or epoch not in self.outputs.epochs:
+        """The eval-mode rows (with ``probs``) of the model at ``epoch``, all runs, from :attr:`outputs`;
+        None when the recording keeps no outputs (a proxy head's).
+
+        Raises:
+            InputDataError: the recording keeps outputs, but not at ``epoch``.
+        """
+        if self.outputs is None:
             return None
+        if epoch not in self.outputs.epochs:
+            raise InputDataError(
+                f"this recording keeps eval-mode outputs at epochs {self.outputs.epochs}, not at epoch {epoch}",
+                file="dynamics log (outputs/)",
+                fix="use the early epoch (the default) or record the network's dynamics again",
+            )
         return self.outputs.at_epoch(epoch)
 
     def at_epoch(self, epoch: int) -> pl.DataFrame:

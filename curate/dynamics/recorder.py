@@ -180,8 +180,8 @@ class EvalPass:
     """Training hook: at chosen epochs, an eval-mode pass over the training rows recorded as shards.
 
     Signals from minibatch logits during training mix a moving model with augmentation and
-    dropout; the data-pruning authors score EL2N, JTT's authors take the error set and SPARE's
-    cluster the outputs of the network in eval mode over the train set at an epoch. This hook calls
+    dropout; the data-pruning authors score EL2N and SPARE's authors cluster the outputs of the
+    network in eval mode over the train set at an epoch. This hook calls
     ``predict()`` (eval-mode ``(logits, features)`` of every row, in the recorders' index order)
     once after each epoch that any target wants, and writes it through each such target's recorder
     (same shard layout and schema as in-training dynamics, under its own folder).

@@ -14,10 +14,11 @@ encoder, a CLIP tower) with a new linear head sized from the dataset; layers bef
   CPU too, measured);
 * model selection on validation worst-group accuracy; checkpoints hold the model, optimiser,
   schedule, sampler and GroupDRO state, so a killed run resumes to the same result;
-* dynamics: the recorder logs the in-training logits of every row (``RUN/dynamics``), an
+* dynamics: the recorder logs the in-training logits of every row (``RUN/dynamics``) and an
   eval-mode pass over the rows at ``eval_fraction`` of training (``RUN/dynamics/eval``; EL2N as
-  the data-pruning authors take it) and the eval-mode softmax outputs at the detectors' epochs
-  (``RUN/dynamics/outputs``: SPARE clusters them, JTT takes its error set there).
+  the data-pruning authors take it); a dynamics recording (``dynamics_dir`` set: the one the
+  detectors read) also keeps the eval-mode softmax outputs at the early epoch (``outputs/``:
+  SPARE clusters them).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from curate._core.cache import fingerprint
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.dynamics import DynamicsRecorder, EvalPass, eval_epochs
-from curate.dynamics.log import EVAL_PASS, OUTPUTS, detector_epochs
+from curate.dynamics.log import EVAL_PASS, OUTPUTS, early_epoch_index
 from curate.embed import Backbone, create_backbone
 from curate.errors import InputDataError
 from curate.finetune._base import FinetuneResult, TrainRequest
@@ -269,9 +270,20 @@ def train_network(request: TrainRequest, cfg: FinetuneConfig, *, keep: dict[str,
     hooks: list[Any] = []
     dyn = request.dynamics_folder()
     if dyn is not None:
-        hooks.append(
-            eval_pass(model, predict, f, n_classes, tcfg.epochs, cfg.eval_fraction, dyn, dev, request.dynamics_run)
+        recording = request.dynamics_dir is not None  # the dynamics the detectors read: SPARE's outputs too
+        passes = eval_pass(
+            model,
+            predict,
+            f,
+            n_classes,
+            tcfg.epochs,
+            cfg.eval_fraction,
+            dyn,
+            dev,
+            request.dynamics_run,
+            outputs=recording,
         )
+        hooks.append(passes)
     best_epoch = fit_selected(
         method, batches, tcfg, score, out=out, record=(uniq, uniq_labels, n_classes),
         desc=f"{cfg.method} ({backbone.spec})", device=dev, hooks=(*hooks, *request.hooks),
@@ -294,22 +306,23 @@ def eval_pass(
     folder: Path,
     device: str,
     run: int = 0,
+    *,
+    outputs: bool = False,
 ) -> EvalPass:
     """The eval-mode dynamics passes over the manifest's unique rows, in the recorder's shard layout:
-    at ``fraction`` of training in ``folder/eval`` (prune's EL2N), and with the softmax vectors at
-    the detectors' epochs in ``folder/outputs`` (SPARE's clustering, JTT's error set)."""
+    at ``fraction`` of training in ``folder/eval`` (prune's EL2N) and, with ``outputs``, the softmax
+    vectors at the early epoch in ``folder/outputs`` (SPARE clusters them)."""
     unique = rows.unique(S.SAMPLE_ID, keep="first", maintain_order=True)
     ids, labels = unique[S.SAMPLE_ID].to_list(), unique[S.LABEL].to_numpy()
     targets = [
         (
             DynamicsRecorder(folder / EVAL_PASS, ids, labels, n_classes, run=run, device=device),
             eval_epochs(epochs, (fraction,)),
-        ),
-        (
-            DynamicsRecorder(folder / OUTPUTS, ids, labels, n_classes, run=run, device=device, keep_probs=True),
-            detector_epochs(epochs),
-        ),
+        )
     ]
+    if outputs:
+        early = DynamicsRecorder(folder / OUTPUTS, ids, labels, n_classes, run=run, device=device, keep_probs=True)
+        targets.append((early, {early_epoch_index(epochs)}))
     return EvalPass(lambda: predict(ids), targets, epochs, restore=model.train)
 
 

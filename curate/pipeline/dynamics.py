@@ -24,7 +24,7 @@ from curate.pipeline._common import as_workspace, stage_root, version
 from curate.select import SELECTORS, SelectConfig
 
 DYNAMICS_VERSION = 1
-NETWORK_DYNAMICS_VERSION = 2  # 2: eval-mode outputs at the detectors' epochs (outputs/)
+NETWORK_DYNAMICS_VERSION = 2  # 2: eval-mode outputs at the early epoch (outputs/: SPARE)
 
 
 def record_dynamics(
@@ -77,8 +77,8 @@ def record_network_dynamics(
     The log has the same shards as the proxy head's (``run=R/epoch=E.parquet``: logits seen during
     training), plus an eval-mode pass over the train split at ``config.eval_fraction`` of training
     in ``eval/run=R/`` (read it with :func:`eval_dynamics`; EL2N as the data-pruning authors take
-    it) and the eval-mode softmax outputs at the detectors' epochs in ``outputs/run=R/``
-    (:attr:`DynamicsLog.outputs`: SPARE's clusters and JTT's error set). Each of ``runs`` independent runs has its own seed. Cached and resumable like every stage.
+    it) and the eval-mode softmax outputs at the early epoch in ``outputs/run=R/``
+    (:attr:`DynamicsLog.outputs`: SPARE clusters them). Each of ``runs`` independent runs has its own seed. Cached and resumable like every stage.
 
     Returns:
         The in-training :class:`DynamicsLog` of every run.

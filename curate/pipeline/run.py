@@ -31,7 +31,7 @@ from curate.pipeline.detect import (
     save_discovery,
     score_frame,
 )
-from curate.pipeline.dynamics import record_dynamics, record_network_dynamics
+from curate.pipeline.dynamics import NETWORK_DYNAMICS_VERSION, record_dynamics, record_network_dynamics
 from curate.pipeline.embed import embed
 from curate.pipeline.finetune import backbone_of
 from curate.pipeline.run_plan import (
@@ -193,7 +193,8 @@ def _run(
     if network is not None:
         net_cfg = replace(network, method="erm")
         log = record_network_dynamics(table, config=net_cfg, device=dev, workspace=workspace)
-        dyn_key: Any = {"proxy": "network", **net_cfg.to_dict()}
+        # the recording's version too: cached discoveries of an older recording are not reused
+        dyn_key: Any = {"proxy": "network", "version": NETWORK_DYNAMICS_VERSION, **net_cfg.to_dict()}
         stage(
             "dynamics",
             f"ERM fine-tuning of {network.backbone} (early-training scores read at {net_cfg.eval_fraction:.0%} of it)",

@@ -137,16 +137,15 @@ def test_neighbour_carry_needs_embeddings(planted) -> None:  # type: ignore[no-u
     assert pseudo_groups_of(d, table, emb, "val").height == table.split("val").frame.height
 
 
-def test_spare_and_jtt_read_the_recorded_models_eval_outputs(planted) -> None:  # type: ignore[no-untyped-def]
-    """A fine-tuned network's recording keeps the eval-mode softmax at the detectors' epochs: SPARE
-    clusters exactly those outputs and JTT's error set is the rows they misclassify, not what the
-    training minibatches' logits (or a retrained proxy) say."""
+def test_spare_clusters_the_recorded_networks_eval_outputs(planted) -> None:  # type: ignore[no-untyped-def]
+    """A fine-tuned network's recording keeps the eval-mode softmax at the early epoch: SPARE clusters
+    exactly those outputs, not a retrained proxy's; JTT keeps the training pass's predictions (the
+    authors' code); an epoch the recording kept no outputs at is an error, not a silent proxy."""
     from curate.dynamics import DynamicsLog
-    from curate.dynamics.log import detector_epochs
+    from curate.errors import InputDataError
 
     table, emb, log = planted
     e = log.early_epoch()
-    assert e in detector_epochs(log.n_epochs)
     rows = table.split("train").frame
     ids, y = rows["sample_id"].to_list(), rows["label"].to_numpy()
     # by hand: in each class, every 10th row is confidently the other class; the rest confidently its own
@@ -161,7 +160,6 @@ def test_spare_and_jtt_read_the_recorded_models_eval_outputs(planted) -> None:  
         }
     )  # fmt: skip
     kept = DynamicsLog(log.frame, log.eval_pass, DynamicsLog.from_frame(out))
-    assert kept.outputs_at(e) is not None and kept.outputs_at(e + 1) is None
     cfg = api.ProxyConfig(epochs=10, lr=0.01)
     spare = api.detect(table, embeddings=emb, dynamics=kept, detector="spare", proxy_config=cfg)
     s = spare.scores.join(pl.DataFrame({"sample_id": ids, "odd": odd}), on="sample_id")
@@ -170,12 +168,11 @@ def test_spare_and_jtt_read_the_recorded_models_eval_outputs(planted) -> None:  
         c = s.filter(pl.col("label") == label)
         assert c.group_by("cluster").agg(pl.col("odd").n_unique())["odd"].max() == 1
         assert c.filter(pl.col("odd"))["conflict_score"].min() > c.filter(~pl.col("odd"))["conflict_score"].max()
-    jtt = api.detect(table, dynamics=kept, detector="jtt", epoch=e)
-    assert jtt.config == {"epoch": e, "outputs": "eval-mode outputs of the recorded model"}
-    assert set(jtt.scores.filter(pl.col("cluster") == 1)["sample_id"]) == {
-        i for i, o in zip(ids, odd, strict=True) if o
-    }
-    # a proxy head's recording keeps no outputs: JTT reads its in-training logits, SPARE retrains the proxy
-    assert api.detect(table, dynamics=log, detector="jtt", epoch=e).config["outputs"] == "in-training logits"
+    with pytest.raises(InputDataError, match=f"keeps eval-mode outputs at epochs \\[{e}\\], not at epoch {e + 1}"):
+        api.detect(table, embeddings=emb, dynamics=kept, detector="spare", proxy_config=cfg, epoch=e + 1)
+    # JTT: the same error set with or without the outputs pass (the training pass's predictions)
+    jtt_kept, jtt_plain = (api.detect(table, dynamics=lg, detector="jtt", epoch=e) for lg in (kept, log))
+    assert jtt_kept.scores.equals(jtt_plain.scores)
+    # a proxy head's recording keeps no outputs: SPARE retrains the proxy to the early epoch
     retrained = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=cfg)
     assert retrained.config["outputs"] == "proxy head retrained to the epoch"

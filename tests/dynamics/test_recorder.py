@@ -164,14 +164,15 @@ def test_resume_when_the_last_shard_was_lost(tmp_path: Path) -> None:
     assert a.equals(b)
 
 
-def test_detector_epochs_and_a_shared_eval_pass(tmp_path: Path) -> None:
-    """The epochs a network's recording keeps eval-mode outputs at (JTT's T grid read as round(f·E) − 1,
-    and the early epoch round(0.1·E)), and one prediction per epoch written to every target that wants it."""
+def test_one_eval_pass_prediction_feeds_every_target_that_wants_the_epoch(tmp_path: Path) -> None:
+    """The eval-mode passes (prune's EL2N at 40%, SPARE's outputs at the early epoch): one prediction
+    per epoch, written to each target that wants it, the softmax kept where asked; an epoch counts as
+    done for resume only when every target that wants it has its shard."""
     from curate.dynamics import EvalPass
-    from curate.dynamics.log import OUTPUTS, detector_epochs, epoch_at_fraction
+    from curate.dynamics.log import OUTPUTS, early_epoch_index, epoch_at_fraction
 
-    assert detector_epochs(20) == {0, 1, 2, 3, 7}  # 0.05, 0.1, 0.2, 0.4 -> 0, 1, 3, 7; early: round(2.0) = 2
-    assert detector_epochs(300) == {14, 29, 30, 59, 119} and epoch_at_fraction(25, 0.4) == 9
+    assert [early_epoch_index(n) for n in (1, 5, 20, 300)] == [0, 0, 2, 30]  # round(0.1·E)
+    assert epoch_at_fraction(25, 0.4) == 9 and epoch_at_fraction(3, 0.05) == 0  # round(f·E) − 1, at least 0
     ids, labels = ["a", "b", "c"], np.array([0, 1, 1])
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]], dtype=np.float32)
     calls: list[int] = []
@@ -193,3 +194,5 @@ def test_detector_epochs_and_a_shared_eval_pass(tmp_path: Path) -> None:
     )
     assert kept.at_epoch(1)["correct"].to_list() == [True, True, False]
     assert "probs" not in DynamicsLog.read(tmp_path / "eval").frame.columns
+    (tmp_path / OUTPUTS / "run=0" / "epoch=0002.parquet").unlink()  # killed between the two writes
+    assert EvalPass(predict, [(ev, {2}), (out, {1, 2})], 4).done_epochs() == {0, 1, 3}

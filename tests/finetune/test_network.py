@@ -36,7 +36,7 @@ def test_network_run_writes_dynamics_of_both_kinds(dc, tmp_path: Path) -> None: 
     assert log.n_epochs == 3 and set(log.ids.to_list()) == set(m.frame["sample_id"].to_list())
     ev = api.eval_dynamics(tmp_path / "run" / "dynamics")
     assert ev.frame["epoch"].unique().to_list() == [0]  # round(0.4 * 3) - 1
-    assert log.outputs is not None and log.outputs.epochs == [0]  # 3 epochs: every detector epoch is 0
+    assert log.outputs is None  # SPARE's outputs pass belongs to a dynamics recording only
     assert ev.frame.height == 160 and ev.frame["el2n"].is_between(0, np.sqrt(2)).all()
     metrics = (tmp_path / "run" / "metrics.json").read_text()
     assert '"backbone": "fine-tuned network (small-cnn)"' in metrics
@@ -51,7 +51,8 @@ def test_eval_pass_scores_the_model_in_eval_mode(dc, tmp_path: Path) -> None:  #
     m = api.select("keep-all", dc)
     cfg = FinetuneConfig(backbone="efficientnet-lite0", image_size=32, epochs=1, batch_size=32, eval_fraction=1.0)
     keep: dict = {}
-    train_network(TrainRequest(dc, m, device="cpu", out=tmp_path / "run"), cfg, keep=keep)
+    request = TrainRequest(dc, m, device="cpu", out=tmp_path / "run", dynamics_dir=tmp_path / "run" / "dynamics")
+    train_network(request, cfg, keep=keep)
     ev = api.eval_dynamics(tmp_path / "run" / "dynamics").frame
     ids = ev["sample_id"].to_list()
     logits, _ = keep["predict"](ids)
@@ -63,7 +64,7 @@ def test_eval_pass_scores_the_model_in_eval_mode(dc, tmp_path: Path) -> None:  #
     recorded = DynamicsLog.read(tmp_path / "run" / "dynamics")
     both = ev.join(recorded.frame, on="sample_id", suffix="_train")
     assert not np.allclose(both["prob_true"].to_numpy(), both["prob_true_train"].to_numpy(), atol=1e-3)
-    # the detectors' outputs pass: the same model's whole softmax vector, at the detectors' epochs
+    # a recording's outputs pass (SPARE's): the same model's whole softmax vector, at the early epoch
     out = recorded.outputs_at(0)
     assert out is not None and recorded.outputs is not None and recorded.outputs.epochs == [0]
     out = out.sort(pl.col("sample_id").replace_strict(ids, list(range(len(ids)))))
