@@ -91,3 +91,22 @@ def test_pseudo_group_selection_needs_the_reference(planted) -> None:  # type: i
     with pytest.raises(ValueError, match="reference_groups"):
         tuning.selection_groups(disc, "pseudo-groups")
     assert tuning.selection_groups(disc, "val-groups").height == disc.scores.height
+
+
+def test_jtt_epochs_that_coincide_are_tuned_once(planted) -> None:  # type: ignore[no-untyped-def]
+    """JTT's T grid (5/10/20/40% of training) read on 10 recorded epochs is epochs 0, 0, 1, 3: each
+    distinct epoch's discovery is built and scored once."""
+    table, emb, log = planted
+    asked: list[dict] = []
+
+    def discover(params: dict) -> object:  # type: ignore[type-arg]
+        asked.append(params)
+        return api.detect(table, dynamics=log, detector="jtt", **params)
+
+    grid = {"lambda_up": (6.0,)}
+    _, _, tried = tuning.tune_selection(
+        table, emb, log, discover, "jtt", api.JTTConfig(), grid, FinetuneConfig(epochs=2, seed=0),
+        detect_grid=tuning.DETECT_GRIDS["jtt"],
+    )  # fmt: skip
+    assert log.n_epochs == 10 and [p["epoch"] for p in asked] == [0, 1, 3]
+    assert [t["detect.epoch"] for t in tried["tried"]] == [0, 1, 3]

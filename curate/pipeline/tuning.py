@@ -225,10 +225,14 @@ def tune_selection(
     det_keys, keys = list(det_grid), list(grid)
     tried = []
     best: tuple[tuple[float, float], Discovery, SelectConfig] | None = None
+    seen: set[tuple[Any, ...]] = set()
     for det_values in itertools.product(*(det_grid[k] for k in det_keys)):
         det_params = dict(zip(det_keys, det_values, strict=True))
         if "epoch" in det_params:  # a share of training -> the 0-based epoch index
             det_params["epoch"] = epoch_at_fraction(log.n_epochs, det_params["epoch"])
+        if tuple(det_params.values()) in seen:  # a short run maps two shares to one epoch: tried once
+            continue
+        seen.add(tuple(det_params.values()))
         disc = discover(det_params)
         for values in itertools.product(*(grid[k] for k in keys)):
             cfg = type(base)(**(base.to_dict() | dict(zip(keys, values, strict=True))))
