@@ -98,7 +98,7 @@ class DynamicsLog:
     @classmethod
     def read(cls, folder: str | Path) -> DynamicsLog:
         """Read every ``run=*/epoch=*.parquet`` shard under ``folder`` (and those of ``folder/eval``
-        and ``folder/outputs``, as the eval pass and the detectors' outputs, when present).
+        and ``folder/outputs``, as the eval pass and SPARE's early outputs, when present).
 
         Raises:
             InputDataError: no shards are there.

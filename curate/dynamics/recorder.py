@@ -66,7 +66,7 @@ class DynamicsRecorder:
         device: device the logits live on.
         static_feat_norm: per-index norm of the last layer's input when it does not change during
             training (a linear head on frozen embeddings); per-batch features are then ignored.
-        keep_probs: also write each row's softmax vector (``probs``; the detectors' outputs pass).
+        keep_probs: also write each row's softmax vector (``probs``; SPARE's early outputs pass).
     """
 
     def __init__(
