@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from curate import api
+from curate.dynamics.log import epoch_at_fraction
 from curate.errors import ConfigError, InputDataError, UnknownNameError
 from curate.pipeline.run import discovery_feeds_training
 from tests._cli import invoke as cli
@@ -83,8 +84,13 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
         elif method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
             tried = m["tuning"]["tried"]
             grid = m["tuning"]["grid"]
-            assert set(api.RUN_GRIDS[method]) <= set(grid) and len(tried) == int(
-                np.prod([len(v) for v in grid.values()])
+            # every point once: JTT's T shares are epochs of the 4-epoch proxy, 0.05/0.1/0.2 -> 0 and 0.4 -> 1
+            shares = grid.get("detect.epoch")
+            epochs = {epoch_at_fraction(FAST["dynamics"]["epochs"], f) for f in shares} if shares else {None}
+            assert epochs == ({0, 1} if method == "jtt" else {None})
+            selection = [v for k, v in grid.items() if not k.startswith("detect.")]
+            assert set(api.RUN_GRIDS[method]) <= set(grid) and len(tried) == len(epochs) * int(
+                np.prod([len(v) for v in selection])
             )
             best = max((t for t in tried if "skipped" not in t), key=lambda t: (t["val_acc_wg"], t["val_acc_avg"]))
             chosen = m["tuning"]["chosen"]
