@@ -107,7 +107,7 @@ def dynamics(
         cfg = api.FinetuneConfig(backbone=backbone, train_from=train_from, image_size=image_size, seed=seed, **given)
         log = api.record_network_dynamics(table, config=cfg, runs=runs, device=device, cache=cache, workspace=ws)
         folder = api.Workspace(workspace).lookup("dynamics", backbone)
-        what = f"fine-tuned {backbone}; eval-mode passes in {folder}/eval (EL2N) and {folder}/outputs (JTT, SPARE)"
+        what = f"fine-tuned {backbone}; eval-mode passes in {folder}/eval (EL2N) and {folder}/outputs (SPARE)"
     else:
         table, emb, _, _ = api.workspace_signals(workspace, encoder)
         pcfg = api.ProxyConfig(head=proxy, hidden=hidden, runs=runs, seed=seed, **given)

@@ -85,6 +85,7 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
     r = run("dynamics", str(ws), "--proxy", "network", "--backbone", "small-cnn", "--epochs", "2")
     assert r.returncode == 0, r.stderr
     assert "fine-tuned small-cnn" in r.stdout and "el2n_score" in r.stdout
+    assert "/outputs(SPARE)" in "".join(r.stdout.split())  # the recording keeps SPARE's early outputs
     r = run("evaluate", str(tmp_path / "run"))
     assert r.returncode == 0 and "acc_wg" in r.stdout and "digit < 5 / blue" in r.stdout
     r = run("export", str(out), "--out", str(tmp_path / "m" / "keep.csv"))
