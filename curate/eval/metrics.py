@@ -30,13 +30,17 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(roc_auc_score(positive, scores))
 
 
+def majority_per_label(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Per label, the most common value of ``column`` in ``frame`` (ties: the lowest value):
+    ``[label, column]``. The one rule for a class's majority group, true or pseudo, or attribute."""
+    counts = frame.group_by(S.LABEL, column).len().sort(S.LABEL, "len", column, descending=[False, True, False])
+    return counts.group_by(S.LABEL, maintain_order=True).first().select(S.LABEL, column)
+
+
 def majority_groups(frame: pl.DataFrame) -> pl.DataFrame:
     """Per label, the group with the most train samples: ``[label, majority_group]``."""
     train = frame.filter(pl.col(S.SPLIT) == "train") if S.SPLIT in frame.columns else frame
-    counts = train.group_by(S.LABEL, S.GROUP).len().sort(S.LABEL, "len", S.GROUP, descending=[False, True, False])
-    return (
-        counts.group_by(S.LABEL, maintain_order=True).first().select(S.LABEL, pl.col(S.GROUP).alias("majority_group"))
-    )
+    return majority_per_label(train, S.GROUP).rename({S.GROUP: "majority_group"})
 
 
 def minority_flags(frame: pl.DataFrame) -> pl.DataFrame:

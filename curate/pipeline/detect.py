@@ -18,7 +18,7 @@ from curate.data.workspace import Workspace
 from curate.detect import CONFLICT, DETECTORS, Discovery, Signals
 from curate.dynamics import DynamicsLog, ProxyConfig
 from curate.embed import EmbeddingTable
-from curate.eval import auroc, minority_flags
+from curate.eval import auroc, majority_per_label, minority_flags
 from curate.pipeline._common import as_workspace
 
 DEFAULT_DETECTOR = "auto"
@@ -149,14 +149,7 @@ def minority_of(scores: pl.DataFrame) -> pl.Series:
     """The detector's minority flag of each row of ``scores`` (``label``, ``pseudo_group``): True when
     the sample's pseudo-group is not the largest of its class (ties: the lowest pseudo-group is the
     majority)."""
-    sizes = (
-        scores.group_by(S.LABEL, S.PSEUDO_GROUP)
-        .len()
-        .sort([S.LABEL, "len", S.PSEUDO_GROUP], descending=[False, True, False])
-    )
-    majority = sizes.unique(S.LABEL, keep="first", maintain_order=True).select(
-        S.LABEL, pl.col(S.PSEUDO_GROUP).alias("_majority")
-    )
+    majority = majority_per_label(scores, S.PSEUDO_GROUP).rename({S.PSEUDO_GROUP: "_majority"})
     j = scores.select(S.LABEL, S.PSEUDO_GROUP).join(majority, on=S.LABEL, how="left", maintain_order="left")
     return (j[S.PSEUDO_GROUP] != j["_majority"]).alias(MINORITY)
 

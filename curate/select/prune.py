@@ -16,8 +16,9 @@ from curate._core.seed import rng as make_rng
 from curate.data.table import SampleTable
 from curate.detect import Discovery
 from curate.dynamics import SCORERS, DynamicsLog
-from curate.dynamics.recorder import eval_epochs
+from curate.dynamics.log import epoch_at_fraction
 from curate.errors import ConfigError, EmptySelectionError
+from curate.eval import majority_per_label
 from curate.manifest import Manifest
 from curate.select._base import SELECTORS, build_manifest, need_discovery
 from curate.select.methods import SelectConfig, _train
@@ -104,13 +105,10 @@ def carriers_of(table: SampleTable, discovery: Discovery | None, attribute: str 
                 f"prune(): attribute {attribute!r} is not a column of the dataset ({table.frame.columns})"
             )
         train = _train(table)
-        mode = train.group_by(S.LABEL, attribute).len().sort("len", attribute, descending=[True, False])
-        mode = mode.group_by(S.LABEL, maintain_order=True).first()
-        return train.join(mode.select(S.LABEL, attribute), on=[S.LABEL, attribute]).select(S.SAMPLE_ID)
+        return train.join(majority_per_label(train, attribute), on=[S.LABEL, attribute]).select(S.SAMPLE_ID)
     d = need_discovery(discovery, "prune (identifiable setting)")
-    sizes = d.scores.group_by(S.LABEL, S.PSEUDO_GROUP).len().sort("len", S.PSEUDO_GROUP, descending=[True, False])
-    majority = sizes.group_by(S.LABEL, maintain_order=True).first()
-    return d.scores.join(majority.select(S.PSEUDO_GROUP), on=S.PSEUDO_GROUP).select(S.SAMPLE_ID)
+    majority = majority_per_label(d.scores, S.PSEUDO_GROUP)
+    return d.scores.join(majority, on=[S.LABEL, S.PSEUDO_GROUP]).select(S.SAMPLE_ID)
 
 
 def el2n_for_pruning(dynamics: DynamicsLog, epoch: int | None) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -126,7 +124,7 @@ def el2n_for_pruning(dynamics: DynamicsLog, epoch: int | None) -> tuple[pl.DataF
     e = (
         epoch
         if epoch is not None
-        else (log.epochs[0] if log is dynamics.eval_pass else min(eval_epochs(log.n_epochs, (PRUNE_EL2N_FRACTION,))))
+        else (log.epochs[0] if log is dynamics.eval_pass else epoch_at_fraction(log.n_epochs, PRUNE_EL2N_FRACTION))
     )  # in-training logits: the same epoch index as the eval pass's (9 of 25)
     return SCORERS.get("el2n")(log, epoch=e), {"source": source, "epoch": e}
 
