@@ -84,7 +84,7 @@ def dynamics(
     image_size: int | None = typer.Option(None, help="network proxy: input size (default: 96 on CPU, native on GPU)"),
     hidden: int = typer.Option(256, help="MLP hidden width"),
     epochs: int | None = typer.Option(
-        None, help="training epochs (default: 20 for a head, the backbone's for network)"
+        None, help="training epochs (default: 30 for a head, as a run's final head; the backbone's for network)"
     ),
     lr: float | None = typer.Option(None, help="learning rate (default: 1e-3 for a head, the backbone's for network)"),
     weight_decay: float | None = typer.Option(None, help="weight decay (default: 1e-4 for a head)"),

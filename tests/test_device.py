@@ -12,6 +12,7 @@ import pytest
 
 from curate import api
 from curate.detect import DETECTORS, Signals
+from curate.dynamics import DynamicsLog
 from curate.errors import DeviceUnavailableError
 from curate.finetune import FINETUNE_METHODS, ContrastiveConfig, FinetuneConfig, MaskTuneConfig, TrainRequest, train
 
@@ -69,8 +70,9 @@ def test_detectors_and_proxies_that_train_receive_the_device(planted, recorder: 
     from curate.dynamics import ProxyConfig, train_proxy
 
     table, emb, log = planted
+    older = DynamicsLog(log.frame, log.eval_pass, None)  # no outputs kept: SPARE retrains the proxy there
     with pytest.raises(Reached):
-        DETECTORS.get("spare")(table, Signals(emb, log, ProxyConfig(epochs=10, lr=0.01).to_dict(), device=FAKE))
+        DETECTORS.get("spare")(table, Signals(emb, older, ProxyConfig(epochs=10, lr=0.01).to_dict(), device=FAKE))
     with pytest.raises(Reached):
         train_proxy(emb, table, ProxyConfig(epochs=2), tmp_path / "p", device=FAKE)
     assert recorder == [FAKE, FAKE]
@@ -126,7 +128,8 @@ def test_api_resolves_the_device_once_and_passes_it_on(
         table, method="balance", out=tmp_path / "run", encoder=str(vit), config=fast, device="cuda", backbone="head"
     )
     api.finetune(table, emb, api.select("keep-all", table), FinetuneConfig(epochs=1), device="cuda")
-    api.detect(table, embeddings=emb, dynamics=log, detector="spare", device="cuda")
+    older = DynamicsLog(log.frame, log.eval_pass, None)  # no outputs kept: SPARE retrains the proxy there
+    api.detect(table, embeddings=emb, dynamics=older, detector="spare", device="cuda")
     small = api.make_benchmark("digits-color", tmp_path / "dc", n_train=40, n_val_per_group=2, n_test_per_group=2)
     api.record_network_dynamics(small, config=FinetuneConfig(backbone="small-cnn", epochs=1), device="cuda")
     spy(sig, "embed")

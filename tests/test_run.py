@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from curate import api
-from curate.dynamics.log import epoch_at_fraction
+from curate.dynamics.log import early_epoch_index, epoch_at_fraction
 from curate.errors import ConfigError, InputDataError, UnknownNameError
 from curate.pipeline.run import discovery_feeds_training
 from tests._cli import invoke as cli
@@ -84,10 +84,13 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
         elif method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
             tried = m["tuning"]["tried"]
             grid = m["tuning"]["grid"]
-            # every point once: JTT's T shares are epochs of the 4-epoch proxy, 0.05/0.1/0.2 -> 0 and 0.4 -> 1
+            # every point once: JTT's T shares are training passes of the 4-epoch proxy, index round(f·4):
+            # 0.05/0.1 -> 0, 0.2 -> 1, 0.4 -> 2 (the authors' T = 60 of 300 reads index 60)
             shares = grid.get("detect.epoch")
-            epochs = {epoch_at_fraction(FAST["dynamics"]["epochs"], f) for f in shares} if shares else {None}
-            assert epochs == ({0, 1} if method == "jtt" else {None})
+            epochs = {early_epoch_index(FAST["dynamics"]["epochs"], f) for f in shares} if shares else {None}
+            assert epochs == ({0, 1, 2} if method == "jtt" else {None})
+            if method == "jtt":
+                assert {t["detect.epoch"] for t in tried} == {0, 1, 2}
             selection = [v for k, v in grid.items() if not k.startswith("detect.")]
             assert set(api.RUN_GRIDS[method]) <= set(grid) and len(tried) == len(epochs) * int(
                 np.prod([len(v) for v in selection])
@@ -191,3 +194,26 @@ def test_each_run_says_the_groups_its_configs_train_with() -> None:
     assert (c.sel_name, c.train_groups) == (
         "oracle", "true train groups (sampled uniformly over groups) + attributes (the spurious-class term)"
     )  # fmt: skip
+
+
+def test_a_head_runs_proxy_trains_as_its_final_head() -> None:
+    """prune scores EL2N on a run with the retraining's hyperparameters (METHODS.md, steps 1 and 5)."""
+    from curate.pipeline.run_plan import check_sections, plan_method
+
+    def plan(backbone: str = "head", **cfg: dict):  # type: ignore[no-untyped-def,type-arg]
+        sections = check_sections(cfg, "test")
+        return plan_method("prune", sections, dev="cpu", backbone=backbone, seed=3, encoder=None, table=None)
+
+    final = plan().head_cfg.train_config(plan().head_cfg.settings(modality="image", device="cpu"))
+    proxy = plan().proxy.train_config(0)
+    same = ("epochs", "lr", "weight_decay", "batch_size", "optimizer", "scheduler", "max_grad_norm")
+    assert [getattr(proxy, k) for k in same] == [getattr(final, k) for k in same]
+    # 30 epochs: EL2N's eval pass at 40% is epoch index 11, as the authors' 9 of 25 (round(0.4·E) − 1)
+    assert proxy.epochs == 30 and epoch_at_fraction(proxy.epochs, plan().proxy.eval_fraction) == 11
+    # a head set in [finetune] is the proxy too; a field set in [dynamics] wins
+    p = plan(finetune={"epochs": 12, "lr": 0.01, "head": "mlp", "hidden": 64}).proxy
+    assert (p.epochs, p.lr, p.head, p.hidden, p.seed) == (12, 0.01, "mlp", 64, 3)
+    p = plan(finetune={"epochs": 12}, dynamics={"epochs": 5}).proxy
+    assert p.epochs == 5
+    # a network run records the network itself: its proxy head keeps the head defaults
+    assert plan("network", finetune={"epochs": 2}).proxy.epochs == 30

@@ -87,7 +87,8 @@ def early_outputs(
     table: SampleTable, signals: Signals, log: DynamicsLog, epoch: int, rows: pl.DataFrame
 ) -> tuple[np.ndarray, str]:
     """The ``(len(rows), C)`` softmax outputs at ``epoch`` in ``rows``' order, and where they came from:
-    the recording's eval-mode outputs (run 0) when it kept them, else run 0's proxy retrained."""
+    the recording's eval-mode outputs (run 0; every recording keeps its early epoch's), else run 0's
+    proxy retrained to ``epoch`` (another epoch, or a proxy recording made before curate kept them)."""
     kept = log.outputs_at(epoch)
     if kept is not None:
         kept = kept.filter(pl.col(RUN) == min(kept[RUN]))

@@ -142,7 +142,7 @@ class DynamicsLog:
 
     def outputs_at(self, epoch: int) -> pl.DataFrame | None:
         """The eval-mode rows (with ``probs``) of the model at ``epoch``, all runs, from :attr:`outputs`;
-        None when the recording keeps no outputs (a proxy head's).
+        None when the recording keeps no outputs (one made before curate kept them).
 
         Raises:
             InputDataError: the recording keeps outputs, but not at ``epoch``.
@@ -153,7 +153,7 @@ class DynamicsLog:
             raise InputDataError(
                 f"this recording keeps eval-mode outputs at epochs {self.outputs.epochs}, not at epoch {epoch}",
                 file="dynamics log (outputs/)",
-                fix="use the early epoch (the default) or record the network's dynamics again",
+                fix="use the early epoch (the default) or record the dynamics again",
             )
         return self.outputs.at_epoch(epoch)
 

@@ -17,25 +17,28 @@ import numpy as np
 from curate._core import schema as S
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
-from curate.dynamics.log import EVAL_PASS, DynamicsLog
+from curate.dynamics.log import EVAL_PASS, OUTPUTS, DynamicsLog, early_epoch_index
 from curate.dynamics.recorder import DynamicsRecorder, EvalPass, eval_epochs
 from curate.embed.table import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
-from curate.train import ERM, HEADS, TensorBatches, TrainConfig, fit, make_head
+from curate.train import ERM, HEAD_TRAINING, HEADS, TensorBatches, TrainConfig, fit, make_head
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProxyConfig:
-    """Proxy head and optimisation settings (defaults: a linear probe, AdamW, 20 epochs); an
-    eval-mode pass over the train rows at ``eval_fraction`` of training (0.4: the data-pruning
-    authors' EL2N epoch, index 9 of 25) is recorded in ``eval/``."""
+    """Proxy head and optimisation settings (defaults: a linear probe trained as a run's final head,
+    :data:`curate.train.HEAD_TRAINING`); an eval-mode pass over the train rows at ``eval_fraction``
+    of training (0.4: the data-pruning authors' EL2N epoch, index 9 of 25) is recorded in ``eval/``."""
 
     head: str = "linear"
     hidden: int = 256
-    epochs: int = 20
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 128
+    epochs: int = HEAD_TRAINING["epochs"]
+    lr: float = HEAD_TRAINING["lr"]
+    weight_decay: float = HEAD_TRAINING["weight_decay"]
+    batch_size: int = HEAD_TRAINING["batch_size"]
+    optimizer: str = HEAD_TRAINING["optimizer"]
+    scheduler: str = HEAD_TRAINING["scheduler"]
+    max_grad_norm: float | None = HEAD_TRAINING["max_grad_norm"]
     runs: int = 1
     eval_fraction: float = 0.4
     seed: int = 0
@@ -56,6 +59,9 @@ class ProxyConfig:
             lr=self.lr,
             weight_decay=self.weight_decay,
             batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            max_grad_norm=self.max_grad_norm,
             seed=derive_seed(self.seed, "proxy-run", run),
         )
 
@@ -133,6 +139,7 @@ def train_proxy(
         static = np.linalg.norm(x, axis=1) if cfg.head == "linear" else None  # a linear head's input never changes
         recorder = DynamicsRecorder(folder, ids, labels, n_classes, run=run, device=device, static_feat_norm=static)
         evals = DynamicsRecorder(folder / EVAL_PASS, ids, labels, n_classes, run=run, device=device)
+        early = DynamicsRecorder(folder / OUTPUTS, ids, labels, n_classes, run=run, device=device, keep_probs=True)
 
         def predict(head: Any = head, xt: Any = torch.from_numpy(x)) -> tuple[np.ndarray, np.ndarray]:
             head.eval()
@@ -140,7 +147,8 @@ def train_proxy(
                 logits, feats = head(xt.to(device))
             return logits.float().cpu().numpy(), feats.float().cpu().numpy()
 
-        passes = EvalPass(predict, [(evals, eval_epochs(tcfg.epochs, (cfg.eval_fraction,)))], tcfg.epochs, head.train)
+        targets = [(evals, eval_epochs(tcfg.epochs, (cfg.eval_fraction,))), (early, {early_epoch_index(tcfg.epochs)})]
+        passes = EvalPass(predict, targets, tcfg.epochs, head.train)
         fit(
             ERM(head),
             batches,
@@ -159,12 +167,25 @@ def proxy_outputs(
     """Softmax outputs on the train split of run ``run``'s proxy after ``epochs`` epochs.
 
     The same seeds as :func:`train_proxy`, so this is the recorded run's model at that epoch
-    (SPARE clusters these early outputs).
+    (SPARE clusters early outputs; a recording keeps those of its early epoch itself, so this serves
+    another epoch or an older recording).
 
     Returns:
         Train sample ids and an ``(N, C)`` float32 array of probabilities.
+
+    Raises:
+        ConfigError: ``cfg``'s rate decays, so a shorter run is not the recorded model at ``epochs``.
     """
     import torch
+
+    if cfg.scheduler != "constant":
+        raise ConfigError.bad_param(
+            f"proxy_outputs(epochs={epochs}): not recorded, and a shorter run of a decaying rate is another model;"
+            " read the recording's early epoch (SPARE's default) or record with",
+            "scheduler",
+            "'constant'",
+            cfg.scheduler,
+        )
 
     ids, x, labels = train_inputs(emb, table)
     n_classes = max(table.n_classes, int(labels.max()) + 1)

@@ -14,17 +14,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from curate.errors import ConfigError
-from curate.train import HEADS, PRECISIONS, TrainConfig
+from curate.train import HEAD_TRAINING, HEADS, PRECISIONS, TrainConfig
 from curate.train.loop import OPTIMIZERS, SCHEDULERS
 
 METHODS = ("erm", "groupdro", "dfr", "dispel-val")
 HEAD = "head"
 
-# A head on frozen embeddings: AdamW, 30 epochs (selection by validation WGA keeps the best).
-HEAD_DEFAULTS: dict[str, Any] = {
-    "epochs": 30, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 128, "optimizer": "adamw", "scheduler": "constant",
-    "max_grad_norm": None,
-}  # fmt: skip
+# A head on frozen embeddings: curate.train.HEAD_TRAINING (the proxy head's settings too).
 # Fine-tuning a pretrained network, the papers' settings:
 # images — Sagawa et al. (GroupDRO), JTT and the data-pruning authors' CelebA run train an ImageNet
 #   ResNet-50 with SGD, momentum 0.9, lr 1e-3, weight decay 1e-4, batch 128, constant rate, no
@@ -38,7 +34,7 @@ NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
              "scheduler": "linear", "max_grad_norm": 1.0},
 }  # fmt: skip
 # A randomly initialised network (small-cnn) is outside the papers' settings: AdamW as for heads.
-SCRATCH_DEFAULTS: dict[str, Any] = {**HEAD_DEFAULTS}
+SCRATCH_DEFAULTS: dict[str, Any] = {**HEAD_TRAINING}
 # On a CPU the papers' settings take hours per epoch (EfficientNet-Lite0 at 224 px: ~5 images/s
 # per 2 threads). Measured on a 2-core VM (benchmarks/cpu_settings.py; README): at 96 px with every
 # layer trained in channels-last, fine-tuning runs at ~150 images/s, ~1.2 minutes per epoch for
@@ -135,7 +131,7 @@ class FinetuneConfig:
         of training rows (the CPU step budget of an image network)."""
         cuda = device.startswith("cuda")
         if not self.is_network:
-            base = dict(HEAD_DEFAULTS)
+            base = dict(HEAD_TRAINING)
         elif not pretrained:
             base = dict(SCRATCH_DEFAULTS)
         else:

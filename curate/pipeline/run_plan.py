@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,19 @@ class RunPlan:
     head_cfg: FinetuneConfig
 
 
+def proxy_fields(given: dict[str, Any], head: FinetuneConfig | None, modality: str, dev: str) -> dict[str, Any]:
+    """``[dynamics]``'s fields (``given``), on a head run completed by its ``head``'s training settings:
+    the model whose dynamics score the samples trains as the one retrained on the curated set (the
+    data-pruning authors' EL2N run and their retraining share every hyperparameter); a field set in
+    ``[dynamics]`` wins. A network run (``head`` None) records the network, and its proxy keeps its
+    defaults."""
+    if head is None:
+        return given
+    settings = head.settings(modality=modality, device=dev)
+    shared = {f.name for f in dataclass_fields(ProxyConfig)} - {"seed", "runs"}
+    return {k: settings[k] for k in sorted(shared) if k in settings} | given
+
+
 def plan_method(
     method: str,
     sections: dict[str, dict[str, Any]],
@@ -200,7 +214,6 @@ def plan_method(
         selection = "keep-all"  # DISPEL draws its own sets: the manifest is every train row
     modality = "image" if table is None else table.modality  # before loading: any network will do
     enc = encoder or DEFAULT_ENCODERS[modality]
-    proxy = _make(ProxyConfig, "dynamics", sections["dynamics"], seed=seed)
     sel_name = SELECTORS.entry(selection).name
     sel_cls = CONFIGS[sel_name]
     sel_cfg = _make(sel_cls, "select", own_fields(sel_cls, "select", sections["select"]), seed=seed)
@@ -216,9 +229,11 @@ def plan_method(
     if table is not None and isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
         check_network(train_cfg, table, dev)
     head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
+    head_cfg = head_cfg or FinetuneConfig(seed=seed)
+    proxy_given = proxy_fields(sections["dynamics"], head_cfg if kind == "head" else None, modality, dev)
+    proxy = _make(ProxyConfig, "dynamics", proxy_given, seed=seed)
     return RunPlan(
-        method, seed, selection, trainer, train_groups, kind, enc, proxy, sel_name, sel_cfg, train_cfg,
-        head_cfg or FinetuneConfig(seed=seed),
+        method, seed, selection, trainer, train_groups, kind, enc, proxy, sel_name, sel_cfg, train_cfg, head_cfg
     )  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from curate._core.cache import cached_stage
 from curate.data import SampleTable
 from curate.detect import Discovery, pseudo_groups_of
 from curate.dynamics import DynamicsLog, ProxyConfig
-from curate.dynamics.log import epoch_at_fraction
+from curate.dynamics.log import early_epoch_index
 from curate.embed import EmbeddingTable
 from curate.errors import EmptySelectionError
 from curate.finetune import FinetuneConfig, TrainRequest, train
@@ -61,7 +61,9 @@ RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "jtt": {"lambda_up": (6.0, 20.0, 50.0, 100.0)},
 }
 # JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
-# MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation.
+# MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation. JTT reads the
+# training pass, and the authors' T = 60 reads the pass of epoch index 60 (`output_train_epoch_60`,
+# the epoch after 60 full ones): a share f maps to index round(f·E), not the eval pass's round(f·E) − 1.
 DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
 CHOICE_VERSION = 7
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
@@ -228,8 +230,8 @@ def tune_selection(
     seen: set[tuple[Any, ...]] = set()
     for det_values in itertools.product(*(det_grid[k] for k in det_keys)):
         det_params = dict(zip(det_keys, det_values, strict=True))
-        if "epoch" in det_params:  # a share of training -> the 0-based epoch index
-            det_params["epoch"] = epoch_at_fraction(log.n_epochs, det_params["epoch"])
+        if "epoch" in det_params:  # JTT's T as a share -> the training pass after T epochs: index T
+            det_params["epoch"] = early_epoch_index(log.n_epochs, det_params["epoch"])
         if tuple(det_params.values()) in seen:  # a short run maps two shares to one epoch: tried once
             continue
         seen.add(tuple(det_params.values()))

@@ -1,7 +1,7 @@
 """Layer 2: the minimal training engine (method protocol, loop, batches, checkpoints, resume, hooks)."""
 
 from curate.train.data import LoaderBatches, TensorBatches
-from curate.train.heads import ERM, HEADS, forward, make_head
+from curate.train.heads import ERM, HEAD_TRAINING, HEADS, forward, make_head
 from curate.train.loop import (
     PRECISIONS,
     Hook,
@@ -16,6 +16,7 @@ from curate.train.loop import (
 __all__ = [
     "ERM",
     "HEADS",
+    "HEAD_TRAINING",
     "PRECISIONS",
     "Hook",
     "LoaderBatches",

@@ -7,6 +7,14 @@ from typing import Any
 from curate.errors import ConfigError
 
 HEADS = ("linear", "mlp")
+# How a head on frozen embeddings trains, both the final head of a run and the proxy whose training
+# dynamics the detectors and prune read: one setting for both, as the data-pruning authors score
+# EL2N on a run with the same hyperparameters as the retraining (METHODS.md, prune steps 1 and 5).
+# AdamW, 30 epochs at a constant rate (selection by validation WGA keeps the best epoch).
+HEAD_TRAINING: dict[str, Any] = {
+    "epochs": 30, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 128, "optimizer": "adamw", "scheduler": "constant",
+    "max_grad_norm": None,
+}  # fmt: skip
 
 
 def make_head(kind: str, in_dim: int, n_classes: int, *, hidden: int = 256) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,18 @@ def test_spare_clusters_the_recorded_networks_eval_outputs(planted) -> None:  # 
     # JTT: the same error set with or without the outputs pass (the training pass's predictions)
     jtt_kept, jtt_plain = (api.detect(table, dynamics=lg, detector="jtt", epoch=e) for lg in (kept, log))
     assert jtt_kept.scores.equals(jtt_plain.scores)
-    # a proxy head's recording keeps no outputs: SPARE retrains the proxy to the early epoch
-    retrained = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=cfg)
+    # a proxy head's recording keeps its early epoch's outputs too; a recording without them (older)
+    # has the proxy retrained to that epoch, the same model: the same clusters and scores
+    assert log.outputs is not None and log.outputs.epochs == [e]
+    recorded = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=cfg)
+    assert recorded.config["outputs"] == "eval-mode outputs of the recorded model"
+    older = DynamicsLog(log.frame, log.eval_pass, None)
+    retrained = api.detect(table, embeddings=emb, dynamics=older, detector="spare", proxy_config=cfg)
     assert retrained.config["outputs"] == "proxy head retrained to the epoch"
+    assert retrained.scores["cluster"].equals(recorded.scores["cluster"])
+    np.testing.assert_allclose(retrained.scores["conflict_score"], recorded.scores["conflict_score"], atol=1e-5)
+    # a decaying rate: a shorter run is another model, so no retraining stands in for the recording
+    with pytest.raises(ConfigError, match="scheduler"):
+        api.detect(
+            table, embeddings=emb, dynamics=older, detector="spare", proxy_config=replace(cfg, scheduler="cosine")
+        )
