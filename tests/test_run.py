@@ -200,9 +200,9 @@ def test_a_head_runs_proxy_trains_as_its_final_head() -> None:
     """prune scores EL2N on a run with the retraining's hyperparameters (METHODS.md, steps 1 and 5)."""
     from curate.pipeline.run_plan import check_sections, plan_method
 
-    def plan(backbone: str = "head", **cfg: dict):  # type: ignore[no-untyped-def,type-arg]
+    def plan(backbone: str = "head", method: str = "prune", **cfg: dict):  # type: ignore[no-untyped-def,type-arg]
         sections = check_sections(cfg, "test")
-        return plan_method("prune", sections, dev="cpu", backbone=backbone, seed=3, encoder=None, table=None)
+        return plan_method(method, sections, dev="cpu", backbone=backbone, seed=3, encoder=None, table=None)
 
     final = plan().head_cfg.train_config(plan().head_cfg.settings(modality="image", device="cpu"))
     proxy = plan().proxy.train_config(0)
@@ -213,6 +213,14 @@ def test_a_head_runs_proxy_trains_as_its_final_head() -> None:
     # a head set in [finetune] is the proxy too; a field set in [dynamics] wins
     p = plan(finetune={"epochs": 12, "lr": 0.01, "head": "mlp", "hidden": 64}).proxy
     assert (p.epochs, p.lr, p.head, p.hidden, p.seed) == (12, 0.01, "mlp", 64, 3)
+    # every method of a run shares the one recording, whatever its trainer (DISPEL, the contrastive head)
+    for method in ("mix", "mix-val", "contrastive", "jtt", "groupdro"):
+        assert plan(method=method, finetune={"epochs": 12, "lr": 0.01}).proxy == p.__class__(
+            **(p.to_dict() | {"head": "linear", "hidden": 256})
+        ), method
+    # a bad head setting is named by the section it was written in
+    with pytest.raises(ConfigError, match=r"\[finetune\] lr"):
+        plan(finetune={"lr": -1.0})
     p = plan(finetune={"epochs": 12}, dynamics={"epochs": 5}).proxy
     assert p.epochs == 5
     # a network run records the network itself: its proxy head keeps the head defaults

@@ -8,10 +8,11 @@ sampling power is ``high_sampling_power`` (2) when its silhouette is below 0.9, 
 authors' code); the ``spare`` selector samples each cluster ∝ 1/size^power. Conflict score:
 ``1 − share of the sample's cluster in its class``.
 
-Whose outputs: a fine-tuned network's recording keeps its eval-mode softmax at the early epoch
-(:meth:`DynamicsLog.outputs_at`), and SPARE clusters those, as its authors cluster their network's;
-a proxy head's recording keeps none, so the proxy is retrained, with the recording's seeds, to the
-early epoch (a linear head on frozen embeddings: no augmentation, dropout or batch norm).
+Whose outputs: every recording (a fine-tuned network's or a proxy head's) keeps its model's
+eval-mode softmax at the early epoch (:meth:`DynamicsLog.outputs_at`), and SPARE clusters those, as
+its authors cluster their network's. A proxy recording made before curate kept them has the proxy
+retrained, with the recording's seeds and constant rate, to that epoch: the same model (a linear
+head on frozen embeddings: no augmentation, dropout or batch norm).
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ def early_outputs(
     table: SampleTable, signals: Signals, log: DynamicsLog, epoch: int, rows: pl.DataFrame
 ) -> tuple[np.ndarray, str]:
     """The ``(len(rows), C)`` softmax outputs at ``epoch`` in ``rows``' order, and where they came from:
-    the recording's eval-mode outputs (run 0; every recording keeps its early epoch's), else run 0's
-    proxy retrained to ``epoch`` (another epoch, or a proxy recording made before curate kept them)."""
+    the recording's eval-mode outputs (run 0; every recording keeps its early epoch's), else (a proxy
+    recording without ``outputs/``, made before curate kept them) run 0's proxy retrained."""
     kept = log.outputs_at(epoch)
     if kept is not None:
         kept = kept.filter(pl.col(RUN) == min(kept[RUN]))

@@ -60,9 +60,9 @@ class DynamicsLog:
 
     ``eval_pass``, when the recording has one, is the log of eval-mode passes over the train rows at
     chosen epochs (the model of that epoch, no augmentation or dropout): the data-pruning authors'
-    EL2N comes from there. ``outputs`` (a fine-tuned network's recording) holds an eval-mode pass
-    with the softmax vector (``probs``) at the early epoch: SPARE clusters the network's outputs
-    there, as its authors do (eval mode over the train set), not the training minibatches' logits.
+    EL2N comes from there. ``outputs`` (any recording's, a network's or a proxy head's) holds an
+    eval-mode pass with the softmax vector (``probs``) at the early epoch: SPARE clusters the model's
+    outputs there, as its authors do (eval mode over the train set), not the training minibatches' logits.
     """
 
     frame: pl.DataFrame
@@ -153,7 +153,7 @@ class DynamicsLog:
             raise InputDataError(
                 f"this recording keeps eval-mode outputs at epochs {self.outputs.epochs}, not at epoch {epoch}",
                 file="dynamics log (outputs/)",
-                fix="use the early epoch (the default) or record the dynamics again",
+                fix="use the early epoch (the default): a recording keeps outputs only there",
             )
         return self.outputs.at_epoch(epoch)
 

@@ -167,24 +167,23 @@ def proxy_outputs(
     """Softmax outputs on the train split of run ``run``'s proxy after ``epochs`` epochs.
 
     The same seeds as :func:`train_proxy`, so this is the recorded run's model at that epoch
-    (SPARE clusters early outputs; a recording keeps those of its early epoch itself, so this serves
-    another epoch or an older recording).
+    (SPARE clusters early outputs; a recording keeps them itself, so this serves only a recording
+    made before curate kept them).
 
     Returns:
         Train sample ids and an ``(N, C)`` float32 array of probabilities.
 
     Raises:
-        ConfigError: ``cfg``'s rate decays, so a shorter run is not the recorded model at ``epochs``.
+        ConfigError: ``cfg``'s rate decays, so a shorter run is not the recorded model at ``epochs``
+            (and such a recording, newer, keeps its outputs: the config does not match it).
     """
     import torch
 
     if cfg.scheduler != "constant":
-        raise ConfigError.bad_param(
-            f"proxy_outputs(epochs={epochs}): not recorded, and a shorter run of a decaying rate is another model;"
-            " read the recording's early epoch (SPARE's default) or record with",
-            "scheduler",
-            "'constant'",
-            cfg.scheduler,
+        raise ConfigError(
+            f"this dynamics recording keeps no outputs (made before curate kept them) and the proxy config's"
+            f" {cfg.scheduler!r} rate decays, so no shorter run is its model after {epochs} epochs: the config does"
+            " not match the recording; record the dynamics again (it keeps the early outputs)"
         )
 
     ids, x, labels = train_inputs(emb, table)

@@ -70,7 +70,8 @@ class FinetuneConfig:
         num_workers: DataLoader workers decoding images (None: up to 8 on CUDA; on a CPU a quarter of
             the cores beyond 4, else 0: on 2 cores a worker competes with the two compute threads
             and a fine-tuning epoch took 1.8× longer with one than with none, measured).
-        eval_fraction: where in training the eval-mode dynamics pass runs (network only).
+        eval_fraction: where in training the eval-mode dynamics pass runs: a network's recording, and on
+            a head run the proxy head's (which trains with these head settings).
         dro_eta: GroupDRO's step size; ``groups``: GroupDRO's groups, ``true`` or ``pseudo``.
     """
 

@@ -58,9 +58,7 @@ from curate.finetune.contrastive_loss import TERMS, contrastive_loss, normalize
 from curate.finetune.contrastive_prompts import attributes_of, prompt_embeddings
 from curate.finetune.heads import manifest_inputs
 from curate.manifest import Manifest
-from curate.train import TensorBatches, TrainConfig, fit, forward
-
-HEAD_EPOCHS = 30  # projections over frozen towers (cheap epochs on embeddings)
+from curate.train import HEAD_TRAINING, TensorBatches, TrainConfig, fit, forward
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,7 +314,8 @@ def fit_contrastive(
             return model(torch.from_numpy(xs).to(device))[0].argmax(1).cpu().numpy()
 
     tcfg = TrainConfig(
-        epochs=cfg.epochs or HEAD_EPOCHS, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+        epochs=cfg.epochs or HEAD_TRAINING["epochs"],  # projections over frozen towers: a head's epochs
+        lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
         optimizer=cfg.optimizer, seed=cfg.seed,
     )  # fmt: skip
     best = fit_selected(

@@ -48,7 +48,8 @@ def detect(
         dynamics: from :func:`record_dynamics` (needed by ``jtt``, ``el2n``, ``cluster``, ``spare``, ``ensemble``).
         detector: a name from :func:`list_detectors`, or ``auto``: ``artifacts`` for text,
             ``ensemble`` for images (the best measured on the built-in benchmarks).
-        proxy_config: the proxy settings the dynamics were recorded with (SPARE retrains to its early epoch).
+        proxy_config: the proxy settings the dynamics were recorded with (SPARE retrains the proxy to its
+            early epoch only for a recording made before curate kept its outputs).
         device: where a detector that trains (SPARE's proxy) runs: ``auto``, ``cpu``, ``cuda``.
         **params: the detector's own parameters (``k``, ``epoch``, ...).
 

@@ -23,7 +23,7 @@ from curate.finetune import FinetuneConfig, TrainRequest, train
 from curate.pipeline._common import as_workspace, stage_root, version
 from curate.select import SELECTORS, SelectConfig
 
-DYNAMICS_VERSION = 1
+DYNAMICS_VERSION = 2  # 2: a proxy recording keeps eval-mode outputs at the early epoch (outputs/: SPARE)
 NETWORK_DYNAMICS_VERSION = 2  # 2: eval-mode outputs at the early epoch (outputs/: SPARE)
 
 

@@ -31,7 +31,12 @@ from curate.pipeline.detect import (
     save_discovery,
     score_frame,
 )
-from curate.pipeline.dynamics import NETWORK_DYNAMICS_VERSION, record_dynamics, record_network_dynamics
+from curate.pipeline.dynamics import (
+    DYNAMICS_VERSION,
+    NETWORK_DYNAMICS_VERSION,
+    record_dynamics,
+    record_network_dynamics,
+)
 from curate.pipeline.embed import embed
 from curate.pipeline.finetune import backbone_of
 from curate.pipeline.run_plan import (
@@ -201,7 +206,7 @@ def _run(
         )
     else:
         log = record_dynamics(table, emb, config=proxy, device=dev, workspace=workspace)
-        dyn_key = proxy.to_dict()
+        dyn_key = {"version": DYNAMICS_VERSION, **proxy.to_dict()}
         stage(
             "dynamics",
             f"{proxy.epochs} epochs of a {proxy.head} proxy head (early-training scores read at {proxy.eval_fraction:.0%})",

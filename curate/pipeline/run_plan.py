@@ -178,17 +178,13 @@ class RunPlan:
     head_cfg: FinetuneConfig
 
 
-def proxy_fields(given: dict[str, Any], head: FinetuneConfig | None, modality: str, dev: str) -> dict[str, Any]:
-    """``[dynamics]``'s fields (``given``), on a head run completed by its ``head``'s training settings:
-    the model whose dynamics score the samples trains as the one retrained on the curated set (the
-    data-pruning authors' EL2N run and their retraining share every hyperparameter); a field set in
-    ``[dynamics]`` wins. A network run (``head`` None) records the network, and its proxy keeps its
-    defaults."""
-    if head is None:
-        return given
+def head_proxy_fields(head: FinetuneConfig, modality: str, dev: str) -> dict[str, Any]:
+    """The fields a head run's proxy takes from the run's head settings (``[finetune]``): the model
+    whose dynamics score the samples trains as the one retrained on the curated set (the data-pruning
+    authors' EL2N run and their retraining share every hyperparameter)."""
     settings = head.settings(modality=modality, device=dev)
     shared = {f.name for f in dataclass_fields(ProxyConfig)} - {"seed", "runs"}
-    return {k: settings[k] for k in sorted(shared) if k in settings} | given
+    return {k: settings[k] for k in sorted(shared) if k in settings}
 
 
 def plan_method(
@@ -230,8 +226,15 @@ def plan_method(
         check_network(train_cfg, table, dev)
     head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
     head_cfg = head_cfg or FinetuneConfig(seed=seed)
-    proxy_given = proxy_fields(sections["dynamics"], head_cfg if kind == "head" else None, modality, dev)
-    proxy = _make(ProxyConfig, "dynamics", proxy_given, seed=seed)
+    # a head run's proxy trains as its head, for every method of the run (one recording, one
+    # discovery): [finetune]'s head settings, each checked under its own section; [dynamics] wins.
+    # A network run records the network itself, and its proxy head keeps the defaults.
+    carried: dict[str, Any] = {}
+    if kind == "head":
+        run_head = _make(FinetuneConfig, "finetune", own_fields(FinetuneConfig, "finetune", sections["finetune"]))
+        carried = head_proxy_fields(replace(run_head, method="erm", backbone="head"), modality, dev)
+        _make(ProxyConfig, "finetune", carried, seed=seed)
+    proxy = _make(ProxyConfig, "dynamics", carried | sections["dynamics"], seed=seed)
     return RunPlan(
         method, seed, selection, trainer, train_groups, kind, enc, proxy, sel_name, sel_cfg, train_cfg, head_cfg
     )  # fmt: skip

@@ -29,7 +29,7 @@ def workspace_signals(
 
     The dynamics are the latest recorded for these embeddings' encoder: a proxy head's, or the
     fine-tuned network's when ``curate dynamics --proxy network`` ran last (the proxy config is then
-    the default linear one, which SPARE retrains for its early outputs).
+    the default linear one; SPARE reads the recording's own early outputs).
     """
     ws = as_workspace(workspace)
     table = ws.table()

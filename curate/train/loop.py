@@ -24,6 +24,7 @@ from curate._core.io import atomic_path
 from curate._core.progress import progress
 from curate._core.seed import derive_seed
 from curate.errors import ConfigError
+from curate.train.heads import HEAD_TRAINING
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
@@ -43,13 +44,13 @@ class TrainConfig:
     weight decay on biases and normalisation weights.
     """
 
-    epochs: int = 20
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 128
-    optimizer: str = "adamw"
+    epochs: int = HEAD_TRAINING["epochs"]
+    lr: float = HEAD_TRAINING["lr"]
+    weight_decay: float = HEAD_TRAINING["weight_decay"]
+    batch_size: int = HEAD_TRAINING["batch_size"]
+    optimizer: str = HEAD_TRAINING["optimizer"]
     momentum: float = 0.9
-    scheduler: str = "constant"
+    scheduler: str = HEAD_TRAINING["scheduler"]
     warmup_fraction: float = 0.0
     precision: str = "fp32"
     max_grad_norm: float | None = None

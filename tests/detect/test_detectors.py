@@ -185,7 +185,7 @@ def test_spare_clusters_the_recorded_networks_eval_outputs(planted) -> None:  # 
     assert retrained.scores["cluster"].equals(recorded.scores["cluster"])
     np.testing.assert_allclose(retrained.scores["conflict_score"], recorded.scores["conflict_score"], atol=1e-5)
     # a decaying rate: a shorter run is another model, so no retraining stands in for the recording
-    with pytest.raises(ConfigError, match="scheduler"):
+    with pytest.raises(ConfigError, match="rate decays"):
         api.detect(
             table, embeddings=emb, dynamics=older, detector="spare", proxy_config=replace(cfg, scheduler="cosine")
         )
