@@ -224,16 +224,12 @@ def plan_method(
         )
     if table is not None and isinstance(train_cfg, FinetuneConfig) and train_cfg.is_network:
         check_network(train_cfg, table, dev)
-    head_cfg = replace(train_cfg, method="erm", backbone="head") if type(train_cfg) is FinetuneConfig else None
-    head_cfg = head_cfg or FinetuneConfig(seed=seed)
-    # a head run's proxy trains as its head, for every method of the run (one recording, one
-    # discovery): [finetune]'s head settings, each checked under its own section; [dynamics] wins.
-    # A network run records the network itself, and its proxy head keeps the defaults.
-    carried: dict[str, Any] = {}
-    if kind == "head":
-        run_head = _make(FinetuneConfig, "finetune", own_fields(FinetuneConfig, "finetune", sections["finetune"]))
-        carried = head_proxy_fields(replace(run_head, method="erm", backbone="head"), modality, dev)
-        _make(ProxyConfig, "finetune", carried, seed=seed)
+    # [finetune]'s ERM head, whatever the trainer: it scores candidate discoveries, and on a head run
+    # the proxy trains as it (one recording, one discovery for every method of the run; a field set in
+    # [dynamics] wins). A network run records the network itself: its proxy head keeps the defaults.
+    head_cfg = replace(trainer_config("erm", fields, seed=seed, encoder=enc, backbone="head"), backbone="head")
+    carried = head_proxy_fields(head_cfg, modality, dev) if kind == "head" else {}
+    _make(ProxyConfig, "finetune", carried, seed=seed)  # a bad head setting is named by its own section
     proxy = _make(ProxyConfig, "dynamics", carried | sections["dynamics"], seed=seed)
     return RunPlan(
         method, seed, selection, trainer, train_groups, kind, enc, proxy, sel_name, sel_cfg, train_cfg, head_cfg
