@@ -94,9 +94,18 @@ def test_pseudo_group_selection_needs_the_reference(planted) -> None:  # type: i
     assert tuning.selection_groups(disc, "val-groups").height == disc.scores.height
 
 
+def test_jtt_t_shares_are_the_authors_epochs() -> None:
+    """A T share f of E epochs reads the training pass of index round(f·E), never below 1: the
+    authors' Waterbirds T = 60 of 300, CelebA 1 of 50, MultiNLI 2 of 5."""
+    assert tuning.jtt_epoch(300, 0.2) == 60 and tuning.jtt_epoch(50, 0.02) == 1 and tuning.jtt_epoch(5, 0.4) == 2
+    assert [tuning.jtt_epoch(30, f) for f in tuning.DETECT_GRIDS["jtt"]["epoch"]] == [1, 2, 3, 6, 12]
+    assert tuning.jtt_epoch(5, 0.02) == 1 and tuning.jtt_epoch(1, 0.4) == 0  # one recorded epoch: its pass
+
+
 def test_jtt_epochs_that_coincide_are_tuned_once(planted) -> None:  # type: ignore[no-untyped-def]
-    """JTT's T grid (5/10/20/40% of training) read on 4 recorded epochs is the training passes of
-    index round(f·4) = 0, 0, 1, 2: each distinct epoch's discovery is built and scored once."""
+    """JTT's T grid (2/5/10/20/40% of training) read on 4 recorded epochs is the training passes of
+    index max(1, round(f·4)) = 1, 1, 1, 1, 2 (T = 0 is no epoch of training, which the authors never
+    take): each distinct epoch's discovery is built and scored once."""
     table, emb, full = planted
     log = DynamicsLog(full.frame.filter(pl.col("epoch") < 4), None, None)  # the first 4 epochs
     asked: list[dict] = []
@@ -110,5 +119,5 @@ def test_jtt_epochs_that_coincide_are_tuned_once(planted) -> None:  # type: igno
         table, emb, log, discover, "jtt", api.JTTConfig(), grid, FinetuneConfig(epochs=2, seed=0),
         detect_grid=tuning.DETECT_GRIDS["jtt"],
     )  # fmt: skip
-    assert log.n_epochs == 4 and [p["epoch"] for p in asked] == [0, 1, 2]
-    assert [t["detect.epoch"] for t in tried["tried"]] == [0, 1, 2]
+    assert log.n_epochs == 4 and [p["epoch"] for p in asked] == [1, 2]
+    assert [t["detect.epoch"] for t in tried["tried"]] == [1, 2]

@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 
 from curate import api
-from curate.dynamics.log import early_epoch_index, epoch_at_fraction
+from curate.dynamics.log import epoch_at_fraction
 from curate.errors import ConfigError, InputDataError, UnknownNameError
+from curate.pipeline import tuning
 from curate.pipeline.run import discovery_feeds_training
 from tests._cli import invoke as cli
 from tests.embed import tiny_models
@@ -85,13 +86,13 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
         elif method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
             tried = m["tuning"]["tried"]
             grid = m["tuning"]["grid"]
-            # every point once: JTT's T shares are training passes of the 4-epoch proxy, index round(f·4):
-            # 0.05/0.1 -> 0, 0.2 -> 1, 0.4 -> 2 (the authors' T = 60 of 300 reads index 60)
+            # every point once: JTT's T shares are training passes of the 4-epoch proxy, index round(f·4)
+            # and at least 1 (the authors never take T = 0): 0.02/0.05/0.1 -> 1, 0.2 -> 1, 0.4 -> 2
             shares = grid.get("detect.epoch")
-            epochs = {early_epoch_index(FAST["dynamics"]["epochs"], f) for f in shares} if shares else {None}
-            assert epochs == ({0, 1, 2} if method == "jtt" else {None})
+            epochs = {tuning.jtt_epoch(FAST["dynamics"]["epochs"], f) for f in shares} if shares else {None}
+            assert epochs == ({1, 2} if method == "jtt" else {None})
             if method == "jtt":
-                assert {t["detect.epoch"] for t in tried} == {0, 1, 2}
+                assert {t["detect.epoch"] for t in tried} == {1, 2}
             selection = [v for k, v in grid.items() if not k.startswith("detect.")]
             assert set(api.RUN_GRIDS[method]) <= set(grid) and len(tried) == len(epochs) * int(
                 np.prod([len(v) for v in selection])

@@ -52,19 +52,21 @@ logger = logging.getLogger(__name__)
 # 0.821, fmnist-textures 0.944 -> 0.938; unchanged with val groups): more points scored against the
 # reference partition choose for it rather than for the true groups (README, "Detectors").
 DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
-# prune's p (their scripts: 0.1-0.97); the input-level mix's s (DISPEL's grid: 1, .9, .8, .7; alpha
+# prune's p (their scripts: 0.1 to 0.97, both ends on the grid: 0.97 leaves a 95%-majority class near
+# group balance, 0.9 cannot); the input-level mix's s (DISPEL's grid: 1, .9, .8, .7; alpha
 # stays at its default 1.0, their scripts' only value but UrbanCars'); JTT's lambda_up (their values:
 # 6, 20, 50, 100). A field set in [select] is not tuned.
 RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
-    "prune": {"fraction": (0.1, 0.3, 0.5, 0.7, 0.9)},
+    "prune": {"fraction": (0.1, 0.3, 0.5, 0.7, 0.9, 0.97)},
     "mix": {"s": (1.0, 0.9, 0.8, 0.7)},
     "jtt": {"lambda_up": (6.0, 20.0, 50.0, 100.0)},
 }
-# JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50,
-# MultiNLI 2 of 5): the detector's epoch is tuned with lambda_up, on validation. JTT reads the
-# training pass, and the authors' T = 60 reads the pass of epoch index 60 (`output_train_epoch_60`,
-# the epoch after 60 full ones): a share f maps to index round(f·E), not the eval pass's round(f·E) − 1.
-DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.05, 0.1, 0.2, 0.4)}}
+# JTT's T, as a share of the recorded epochs (their T: Waterbirds 60 of 300 = 20%, CelebA 1 of 50 = 2%,
+# MultiNLI 2 of 5 = 40%; 5% and 10% fill the gap): the detector's epoch is tuned with lambda_up, on
+# validation. JTT reads the training pass, and the authors' T = 60 reads the pass of epoch index 60
+# (`output_train_epoch_60`, the epoch after 60 full ones): a share f maps to index round(f·E), not the
+# eval pass's round(f·E) − 1, and to at least 1 (:func:`jtt_epoch`: the authors never take T = 0).
+DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {"jtt": {"epoch": (0.02, 0.05, 0.1, 0.2, 0.4)}}
 CHOICE_VERSION = 7
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
 partition; 4: a trainer that reads the pseudo-groups scores the candidates itself; 5: on text that
@@ -81,6 +83,12 @@ SELECTION_LABELS = {
 
 MEAN_SELECTION = "mean val accuracy (plain ERM's model selection; no group labels)"
 """The label of ``select_on="mean"``: how ``curate run -m erm`` picks its epoch (the field's ERM)."""
+
+
+def jtt_epoch(n_epochs: int, share: float) -> int:
+    """JTT's ``T`` for a share of ``n_epochs``: the training pass of index round(f·E), at least 1 (one
+    full epoch before it, the authors' smallest T) where the recording has a second epoch."""
+    return max(min(1, n_epochs - 1), early_epoch_index(n_epochs, share))
 
 
 def selection_label(table: SampleTable, select_on: str) -> str:
@@ -231,7 +239,7 @@ def tune_selection(
     for det_values in itertools.product(*(det_grid[k] for k in det_keys)):
         det_params = dict(zip(det_keys, det_values, strict=True))
         if "epoch" in det_params:  # JTT's T as a share -> the training pass after T epochs: index T
-            det_params["epoch"] = early_epoch_index(log.n_epochs, det_params["epoch"])
+            det_params["epoch"] = jtt_epoch(log.n_epochs, det_params["epoch"])
         if tuple(det_params.values()) in seen:  # a short run maps two shares to one epoch: tried once
             continue
         seen.add(tuple(det_params.values()))
