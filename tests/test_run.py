@@ -108,6 +108,10 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
             assert m["detector"] == choice["chosen"] and set(choice["tried"]) == {"ensemble", "knn", "jtt", "cluster"}
         if method in ("jtt", "spare"):
             assert m["detector"] == method
+        if method == "spare":  # its sampling power is picked on validation from the lab's values
+            assert {t["detect.high_sampling_power"] for t in m["tuning"]["tried"]} == {1.0, 2.0, 3.0}
+            power = m["tuning"]["chosen"]["detect.high_sampling_power"]
+            assert m["manifest"]["inputs"]["discovery"]["config"]["high_sampling_power"] == power
 
 
 @pytest.mark.integration
