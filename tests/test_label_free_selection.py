@@ -117,7 +117,7 @@ def test_jtt_epochs_that_coincide_are_tuned_once(planted) -> None:  # type: igno
     grid = {"lambda_up": (6.0,)}
     _, _, tried = tuning.tune_selection(
         table, emb, log, discover, "jtt", api.JTTConfig(), grid, FinetuneConfig(epochs=2, seed=0),
-        detect_grid=tuning.DETECT_GRIDS["jtt"],
+        detect_grid=tuning.DETECT_GRIDS["jtt"], epoch_of=tuning.EPOCH_OF_SHARE["jtt"],
     )  # fmt: skip
     assert log.n_epochs == 4 and [p["epoch"] for p in asked] == [1, 2]
     assert [t["detect.epoch"] for t in tried["tried"]] == [1, 2]

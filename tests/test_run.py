@@ -108,10 +108,15 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
             assert m["detector"] == choice["chosen"] and set(choice["tried"]) == {"ensemble", "knn", "jtt", "cluster"}
         if method in ("jtt", "spare"):
             assert m["detector"] == method
-        if method == "spare":  # its sampling power is picked on validation from the lab's values
-            assert {t["detect.high_sampling_power"] for t in m["tuning"]["tried"]} == {1.0, 2.0, 3.0}
-            power = m["tuning"]["chosen"]["detect.high_sampling_power"]
-            assert m["manifest"]["inputs"]["discovery"]["config"]["high_sampling_power"] == power
+        if method == "spare":  # its sampling power and inference epoch are picked on validation
+            # the lab's powers, and the 4-epoch proxy's outputs at index round(f·4) of the shares
+            # 0.02/0.05/0.1/0.2/0.4: 0, 0, 0, 1, 2 (after 1, 2 and 3 epochs), each pair tried once
+            tried = m["tuning"]["tried"]
+            assert {t["detect.high_sampling_power"] for t in tried} == {1.0, 2.0, 3.0}
+            assert sorted({t["detect.epoch"] for t in tried}) == [0, 1, 2] and len(tried) == 9
+            chosen, used = m["tuning"]["chosen"], m["manifest"]["inputs"]["discovery"]["config"]
+            assert used["high_sampling_power"] == chosen["detect.high_sampling_power"]
+            assert used["epoch"] == chosen["detect.epoch"]
 
 
 @pytest.mark.integration

@@ -9,8 +9,10 @@ authors' code); the ``spare`` selector samples each cluster ∝ 1/size^power. Co
 ``1 − share of the sample's cluster in its class``.
 
 Whose outputs: every recording (a fine-tuned network's or a proxy head's) keeps its model's
-eval-mode softmax at the early epoch (:meth:`DynamicsLog.outputs_at`), and SPARE clusters those, as
-its authors cluster their network's. A proxy recording made before curate kept them has the proxy
+eval-mode softmax at SPARE's candidate epochs (:meth:`DynamicsLog.outputs_at`,
+:func:`~curate.dynamics.log.output_epochs`), and SPARE clusters those of ``epoch`` (default the
+early epoch, 10% of training; `curate run` picks it on validation, as the lab's scripts pick their
+inference epochs per dataset), as its authors cluster their network's. A proxy recording made before curate kept them has the proxy
 retrained, with the recording's seeds and constant rate, to that epoch: the same model (a linear
 head on frozen embeddings: no augmentation, dropout or batch norm).
 """
@@ -88,7 +90,7 @@ def early_outputs(
     table: SampleTable, signals: Signals, log: DynamicsLog, epoch: int, rows: pl.DataFrame
 ) -> tuple[np.ndarray, str]:
     """The ``(len(rows), C)`` softmax outputs at ``epoch`` in ``rows``' order, and where they came from:
-    the recording's eval-mode outputs (run 0; every recording keeps its early epoch's), else (a proxy
+    the recording's eval-mode outputs (run 0; kept at SPARE's candidate epochs), else (a proxy
     recording without ``outputs/``, made before curate kept them) run 0's proxy retrained."""
     kept = log.outputs_at(epoch)
     if kept is not None:

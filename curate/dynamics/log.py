@@ -4,8 +4,8 @@ Columns: ``run`` (independent training run), ``epoch`` (0-based), ``sample_id``,
 entropy), ``margin`` (true-class logit minus the largest other logit), ``correct`` (argmax is the
 label), ``prob_true`` (softmax probability of the label), ``el2n`` (‖softmax − onehot‖₂) and
 ``feat_norm`` (‖input of the last linear layer‖₂, null when not recorded). A fine-tuned network's
-recording also keeps an eval-mode pass with ``probs`` (the softmax vector) at the early epoch
-(:data:`OUTPUTS`), whose outputs SPARE clusters.
+recording also keeps an eval-mode pass with ``probs`` (the softmax vector) at SPARE's candidate
+epochs (:data:`OUTPUTS`, :func:`output_epochs`), whose outputs SPARE clusters.
 """
 
 from __future__ import annotations
@@ -34,13 +34,24 @@ LOG_SCHEMA: dict[str, pl.DataType] = {
 }
 SHARD_GLOB = "run=*/epoch=*.parquet"
 EVAL_PASS = "eval"  # sub-folder of the eval-mode pass over the train rows (prune's EL2N)
-OUTPUTS = "outputs"  # sub-folder of the eval-mode outputs at the early epoch (network recordings: SPARE)
+OUTPUTS = "outputs"  # sub-folder of the eval-mode outputs at SPARE's candidate epochs (output_epochs)
 EARLY_FRACTION = 0.1  # "early in training": SPARE's clustering epoch, JTT's default T, EL2N's epoch
+# SPARE's inference epoch, as shares of the recording: the lab's scripts train their inference model
+# 1 or 2 (Waterbirds pretrained, UrbanCars), 3 (Waterbirds from scratch) or 10 to 20 (SpuCoMNIST)
+# epochs, chosen per dataset; a recording keeps its eval-mode outputs at each share (30 epochs: after
+# 2, 3, 4, 7 and 13 epochs), and `curate run` picks among them on validation, as it picks JTT's T.
+SPARE_EPOCH_SHARES = (0.02, 0.05, 0.1, 0.2, 0.4)
 
 
 def early_epoch_index(n_epochs: int, fraction: float = EARLY_FRACTION) -> int:
     """The 0-based epoch at ``fraction`` of ``n_epochs`` (Paul et al. score EL2N at 10%: epoch 20 of 200)."""
     return min(n_epochs - 1, max(0, round(fraction * n_epochs)))
+
+
+def output_epochs(n_epochs: int) -> set[int]:
+    """The 0-based epochs whose eval-mode softmax a recording of ``n_epochs`` keeps (``outputs/``):
+    SPARE's candidate epochs (:data:`SPARE_EPOCH_SHARES`), the early epoch among them."""
+    return {early_epoch_index(n_epochs, f) for f in (*SPARE_EPOCH_SHARES, EARLY_FRACTION)}
 
 
 def epoch_at_fraction(n_epochs: int, fraction: float) -> int:
@@ -61,8 +72,9 @@ class DynamicsLog:
     ``eval_pass``, when the recording has one, is the log of eval-mode passes over the train rows at
     chosen epochs (the model of that epoch, no augmentation or dropout): the data-pruning authors'
     EL2N comes from there. ``outputs`` (any recording's, a network's or a proxy head's) holds an
-    eval-mode pass with the softmax vector (``probs``) at the early epoch: SPARE clusters the model's
-    outputs there, as its authors do (eval mode over the train set), not the training minibatches' logits.
+    eval-mode pass with the softmax vector (``probs``) at SPARE's candidate epochs
+    (:func:`output_epochs`): SPARE clusters the model's outputs there, as its authors do (eval mode
+    over the train set), not the training minibatches' logits.
     """
 
     frame: pl.DataFrame
@@ -153,7 +165,7 @@ class DynamicsLog:
             raise InputDataError(
                 f"this recording keeps eval-mode outputs at epochs {self.outputs.epochs}, not at epoch {epoch}",
                 file="dynamics log (outputs/)",
-                fix="use the early epoch (the default): a recording keeps outputs only there",
+                fix=f"use one of the kept epochs (the default, {self.early_epoch()}, is one of them)",
             )
         return self.outputs.at_epoch(epoch)
 

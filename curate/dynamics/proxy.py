@@ -17,7 +17,7 @@ import numpy as np
 from curate._core import schema as S
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
-from curate.dynamics.log import EVAL_PASS, OUTPUTS, DynamicsLog, early_epoch_index
+from curate.dynamics.log import EVAL_PASS, OUTPUTS, DynamicsLog, output_epochs
 from curate.dynamics.recorder import DynamicsRecorder, EvalPass, eval_epochs
 from curate.embed.table import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
@@ -147,7 +147,7 @@ def train_proxy(
                 logits, feats = head(xt.to(device))
             return logits.float().cpu().numpy(), feats.float().cpu().numpy()
 
-        targets = [(evals, eval_epochs(tcfg.epochs, (cfg.eval_fraction,))), (early, {early_epoch_index(tcfg.epochs)})]
+        targets = [(evals, eval_epochs(tcfg.epochs, (cfg.eval_fraction,))), (early, output_epochs(tcfg.epochs))]
         passes = EvalPass(predict, targets, tcfg.epochs, head.train)
         fit(
             ERM(head),

@@ -17,8 +17,8 @@ encoder, a CLIP tower) with a new linear head sized from the dataset; layers bef
 * dynamics: the recorder logs the in-training logits of every row (``RUN/dynamics``) and an
   eval-mode pass over the rows at ``eval_fraction`` of training (``RUN/dynamics/eval``; EL2N as
   the data-pruning authors take it); a dynamics recording (``dynamics_dir`` set: the one the
-  detectors read) also keeps the eval-mode softmax outputs at the early epoch (``outputs/``:
-  SPARE clusters them).
+  detectors read) also keeps the eval-mode softmax outputs at SPARE's candidate epochs
+  (``outputs/``, :func:`~curate.dynamics.log.output_epochs`: SPARE clusters them).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from curate._core.cache import fingerprint
 from curate._core.seed import derive_seed
 from curate.data.table import SampleTable
 from curate.dynamics import DynamicsRecorder, EvalPass, eval_epochs
-from curate.dynamics.log import EVAL_PASS, OUTPUTS, early_epoch_index
+from curate.dynamics.log import EVAL_PASS, OUTPUTS, output_epochs
 from curate.embed import Backbone, create_backbone
 from curate.errors import InputDataError
 from curate.finetune._base import FinetuneResult, TrainRequest
@@ -311,7 +311,7 @@ def eval_pass(
 ) -> EvalPass:
     """The eval-mode dynamics passes over the manifest's unique rows, in the recorder's shard layout:
     at ``fraction`` of training in ``folder/eval`` (prune's EL2N) and, with ``outputs``, the softmax
-    vectors at the early epoch in ``folder/outputs`` (SPARE clusters them)."""
+    vectors at SPARE's candidate epochs in ``folder/outputs`` (SPARE clusters them)."""
     unique = rows.unique(S.SAMPLE_ID, keep="first", maintain_order=True)
     ids, labels = unique[S.SAMPLE_ID].to_list(), unique[S.LABEL].to_numpy()
     targets = [
@@ -322,7 +322,7 @@ def eval_pass(
     ]
     if outputs:
         early = DynamicsRecorder(folder / OUTPUTS, ids, labels, n_classes, run=run, device=device, keep_probs=True)
-        targets.append((early, {early_epoch_index(epochs)}))
+        targets.append((early, output_epochs(epochs)))
     return EvalPass(lambda: predict(ids), targets, epochs, restore=model.train)
 
 

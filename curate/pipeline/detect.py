@@ -49,7 +49,7 @@ def detect(
         detector: a name from :func:`list_detectors`, or ``auto``: ``artifacts`` for text,
             ``ensemble`` for images (the best measured on the built-in benchmarks).
         proxy_config: the proxy settings the dynamics were recorded with (SPARE retrains the proxy to its
-            early epoch only for a recording made before curate kept its outputs).
+            epoch only for a recording made before curate kept its outputs).
         device: where a detector that trains (SPARE's proxy) runs: ``auto``, ``cpu``, ``cuda``.
         **params: the detector's own parameters (``k``, ``epoch``, ...).
 

@@ -23,8 +23,10 @@ from curate.finetune import FinetuneConfig, TrainRequest, train
 from curate.pipeline._common import as_workspace, stage_root, version
 from curate.select import SELECTORS, SelectConfig
 
-DYNAMICS_VERSION = 2  # 2: a proxy recording keeps eval-mode outputs at the early epoch (outputs/: SPARE)
-NETWORK_DYNAMICS_VERSION = 2  # 2: eval-mode outputs at the early epoch (outputs/: SPARE)
+# 2: a recording keeps eval-mode outputs at the early epoch (outputs/: SPARE); 3: at each of SPARE's
+# candidate epochs (curate.dynamics.log.output_epochs), which `curate run` tunes on validation
+DYNAMICS_VERSION = 3
+NETWORK_DYNAMICS_VERSION = 3
 
 
 def record_dynamics(
@@ -77,8 +79,9 @@ def record_network_dynamics(
     The log has the same shards as the proxy head's (``run=R/epoch=E.parquet``: logits seen during
     training), plus an eval-mode pass over the train split at ``config.eval_fraction`` of training
     in ``eval/run=R/`` (read it with :func:`eval_dynamics`; EL2N as the data-pruning authors take
-    it) and the eval-mode softmax outputs at the early epoch in ``outputs/run=R/``
-    (:attr:`DynamicsLog.outputs`: SPARE clusters them). Each of ``runs`` independent runs has its own seed. Cached and resumable like every stage.
+    it) and the eval-mode softmax outputs at SPARE's candidate epochs in ``outputs/run=R/``
+    (:attr:`DynamicsLog.outputs`: SPARE clusters them). Each of ``runs`` independent runs has its
+    own seed. Cached and resumable like every stage.
 
     Returns:
         The in-training :class:`DynamicsLog` of every run.

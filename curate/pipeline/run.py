@@ -54,6 +54,7 @@ from curate.pipeline.run_plan import (
 from curate.pipeline.select import select
 from curate.pipeline.tuning import (
     DETECT_GRIDS,
+    EPOCH_OF_SHARE,
     RUN_GRIDS,
     choose_detector,
     reference_groups,
@@ -239,8 +240,9 @@ def _run(
             return disc if not extra else cached_detect(table, emb, log, proxy, params, root, dev, dyn_key)
 
         disc, sel_cfg, tuning = tune_selection(
-            table, emb, log, discover, sel_name, sel_cfg, grid, head_cfg, dev, det_grid, select_on, reference
-        )
+            table, emb, log, discover, sel_name, sel_cfg, grid, head_cfg, dev, det_grid, select_on, reference,
+            EPOCH_OF_SHARE.get(disc.detector),
+        )  # fmt: skip
     pseudo = selection_groups(disc, select_on, reference)
     manifest = select(sel_name, table, disc, sel_cfg, dynamics=log)
     write_manifest(manifest, work / "manifest.parquet")

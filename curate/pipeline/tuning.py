@@ -33,7 +33,7 @@ from curate._core.cache import cached_stage
 from curate.data import SampleTable
 from curate.detect import Discovery, pseudo_groups_of
 from curate.dynamics import DynamicsLog, ProxyConfig
-from curate.dynamics.log import early_epoch_index
+from curate.dynamics.log import SPARE_EPOCH_SHARES, early_epoch_index
 from curate.embed import EmbeddingTable
 from curate.errors import EmptySelectionError
 from curate.finetune import FinetuneConfig, TrainRequest, train
@@ -70,10 +70,12 @@ RUN_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
 # lab's scripts (SpuCo: 2 by default, 3 for Waterbirds from scratch, 1 for UrbanCars and SpuCoMNIST
 # runs): picked on validation from those values. Fixed at 2, fortunes-cue's small output clusters
 # (~350 of 2,000 rows a class, 10-14% true minority) took 83% of their class's sampling mass and
-# SPARE's head fell to chance (test mean accuracy 0.51).
+# SPARE's head fell to chance (test mean accuracy 0.51). So is SPARE's inference epoch (their
+# scripts: 1 to 3 epochs, 10 to 20 on SpuCoMNIST): picked on validation among the epochs whose
+# outputs the recording keeps (SPARE_EPOCH_SHARES; the eval pass after round(f·E) + 1 epochs).
 DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "jtt": {"epoch": (0.02, 0.05, 0.1, 0.2, 0.4)},
-    "spare": {"high_sampling_power": (1.0, 2.0, 3.0)},
+    "spare": {"epoch": SPARE_EPOCH_SHARES, "high_sampling_power": (1.0, 2.0, 3.0)},
 }
 CHOICE_VERSION = 7
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
@@ -97,6 +99,12 @@ def jtt_epoch(n_epochs: int, share: float) -> int:
     """JTT's ``T`` for a share of ``n_epochs``: the training pass of index round(f·E), at least 1 (one
     full epoch before it, the authors' smallest T) where the recording has a second epoch."""
     return max(min(1, n_epochs - 1), early_epoch_index(n_epochs, share))
+
+
+EPOCH_OF_SHARE: dict[str, Callable[[int, float], int]] = {"jtt": jtt_epoch, "spare": early_epoch_index}
+"""How a detector's ``epoch`` share of ``DETECT_GRIDS`` maps to an epoch of ``E`` recorded: JTT's
+training pass of index T (:func:`jtt_epoch`); SPARE's eval-mode outputs at index round(f·E), those
+its recording keeps (:func:`~curate.dynamics.log.output_epochs`)."""
 
 
 def selection_label(table: SampleTable, select_on: str) -> str:
@@ -230,24 +238,28 @@ def tune_selection(
     detect_grid: dict[str, tuple[float, ...]] | None = None,
     select_on: str = "val-groups",
     reference: pl.DataFrame | None = None,
+    epoch_of: Callable[[int, float], int] | None = None,
 ) -> tuple[Discovery, SelectConfig, dict[str, Any]]:
     """The (detector parameters, selection parameters) point whose manifest trains the head with the
     best validation (WGA, mean accuracy). ``discover(params)`` gives the discovery with those
-    detector parameters; ``detect_grid`` values of ``epoch`` are shares of the recorded epochs;
-    ``reference``: the val pseudo-groups of :func:`reference_groups` (needed with ``pseudo-groups``).
+    detector parameters; ``detect_grid`` values of ``epoch`` are shares of the recorded epochs, mapped
+    to epochs by ``epoch_of`` (the detector's :data:`EPOCH_OF_SHARE`); ``reference``: the val
+    pseudo-groups of :func:`reference_groups` (needed with ``pseudo-groups``).
 
     Returns:
         The chosen discovery and selection config, and what was tried.
     """
     det_grid = detect_grid or {}
+    if "epoch" in det_grid and epoch_of is None:
+        raise ValueError("tune_selection(): an epoch grid of shares needs epoch_of (the detector's EPOCH_OF_SHARE)")
     det_keys, keys = list(det_grid), list(grid)
     tried = []
     best: tuple[tuple[float, float], Discovery, SelectConfig] | None = None
     seen: set[tuple[Any, ...]] = set()
     for det_values in itertools.product(*(det_grid[k] for k in det_keys)):
         det_params = dict(zip(det_keys, det_values, strict=True))
-        if "epoch" in det_params:  # JTT's T as a share -> the training pass after T epochs: index T
-            det_params["epoch"] = jtt_epoch(log.n_epochs, det_params["epoch"])
+        if epoch_of is not None and "epoch" in det_params:  # a share of the recording -> an epoch
+            det_params["epoch"] = epoch_of(log.n_epochs, det_params["epoch"])
         if tuple(det_params.values()) in seen:  # a short run maps two shares to one epoch: tried once
             continue
         seen.add(tuple(det_params.values()))

@@ -174,9 +174,11 @@ def test_spare_clusters_the_recorded_networks_eval_outputs(planted) -> None:  # 
     # JTT: the same error set with or without the outputs pass (the training pass's predictions)
     jtt_kept, jtt_plain = (api.detect(table, dynamics=lg, detector="jtt", epoch=e) for lg in (kept, log))
     assert jtt_kept.scores.equals(jtt_plain.scores)
-    # a proxy head's recording keeps its early epoch's outputs too; a recording without them (older)
-    # has the proxy retrained to that epoch, the same model: the same clusters and scores
-    assert log.outputs is not None and log.outputs.epochs == [e]
+    # a proxy head's recording keeps outputs too, at SPARE's candidate epochs: of 10 epochs, index
+    # round(f·10) of the shares 0.02/0.05/0.1/0.2/0.4 = 0, 0 (0.5 rounds to even), 1, 2, 4; a
+    # recording without them (older) has the proxy retrained to that epoch, the same model: the same
+    # clusters and scores
+    assert log.n_epochs == 10 and log.outputs is not None and log.outputs.epochs == [0, 1, 2, 4] and e == 1
     recorded = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=cfg)
     assert recorded.config["outputs"] == "eval-mode outputs of the recorded model"
     older = DynamicsLog(log.frame, log.eval_pass, None)

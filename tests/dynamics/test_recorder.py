@@ -169,9 +169,13 @@ def test_one_eval_pass_prediction_feeds_every_target_that_wants_the_epoch(tmp_pa
     per epoch, written to each target that wants it, the softmax kept where asked; an epoch counts as
     done for resume only when every target that wants it has its shard."""
     from curate.dynamics import EvalPass
-    from curate.dynamics.log import OUTPUTS, early_epoch_index, epoch_at_fraction
+    from curate.dynamics.log import OUTPUTS, early_epoch_index, epoch_at_fraction, output_epochs
 
     assert [early_epoch_index(n) for n in (1, 5, 20, 300)] == [0, 0, 2, 30]  # round(0.1·E)
+    # SPARE's candidate epochs, round(f·E) for f = 0.02/0.05/0.1/0.2/0.4 (and the early epoch, 0.1):
+    # 30 epochs -> after 2, 3, 4, 7, 13 epochs (the lab's inference models train 1-3, up to 20)
+    assert output_epochs(30) == {1, 2, 3, 6, 12} and output_epochs(300) == {6, 15, 30, 60, 120}
+    assert output_epochs(1) == {0} and output_epochs(4) == {0, 1, 2}
     assert epoch_at_fraction(25, 0.4) == 9 and epoch_at_fraction(3, 0.05) == 0  # round(f·E) − 1, at least 0
     ids, labels = ["a", "b", "c"], np.array([0, 1, 1])
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]], dtype=np.float32)
