@@ -71,6 +71,33 @@ def test_eval_pass_scores_the_model_in_eval_mode(dc, tmp_path: Path) -> None:  #
     np.testing.assert_allclose(np.asarray(out["probs"].to_list()), p, atol=1e-5)
 
 
+def test_network_recording_keeps_outputs_at_each_candidate_epoch(dc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A network's dynamics recording keeps SPARE's outputs at every candidate epoch: of 3 epochs,
+    index round(f·3) of 2/5/10/20/40% = 0, 0, 0, 1, 1; each is the model of its epoch (epoch 0's
+    eval pass, EL2N's at 1/3 of training, read the same prediction)."""
+    from curate.finetune import train_network
+
+    m = api.select("keep-all", dc)
+    cfg = FinetuneConfig(backbone="small-cnn", eval_fraction=1 / 3, **TINY)
+    request = TrainRequest(dc, m, device="cpu", out=tmp_path / "run", dynamics_dir=tmp_path / "run" / "dynamics")
+    train_network(request, cfg)
+    log = DynamicsLog.read(tmp_path / "run" / "dynamics")
+    assert log.n_epochs == 3 and log.outputs is not None and log.outputs.epochs == [0, 1]
+    assert log.eval_pass is not None and log.eval_pass.epochs == [0]
+    e0, e1 = (log.outputs_at(e) for e in (0, 1))
+    assert e0 is not None and e1 is not None
+    both = (
+        log.eval_pass.at_epoch(0)
+        .join(e0, on="sample_id", suffix="_out")
+        .join(dc.frame.select("sample_id", "label"), on="sample_id")
+    )
+    p_label = [probs[y] for probs, y in zip(both["probs"].to_list(), both["label"].to_list(), strict=True)]
+    np.testing.assert_allclose(both["prob_true"].to_numpy(), p_label, atol=1e-6)
+    assert not np.allclose(
+        np.asarray(e0.sort("sample_id")["probs"].to_list()), np.asarray(e1.sort("sample_id")["probs"].to_list())
+    )
+
+
 def test_weights_drive_the_sampler_and_mixing_reaches_the_model(dc, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from curate.embed import _networks
 
