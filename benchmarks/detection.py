@@ -3,7 +3,9 @@
 For each benchmark (default sizes, seed 0) and its encoder — digits-color, fmnist-textures and
 fmnist-mark with EfficientNet-Lite0, fortunes-cue with MiniLM — this embeds, records proxy dynamics (default
 ProxyConfig), runs every detector and reports the AUROC of ``conflict_score`` for the true
-minority (bias-conflicting) train samples (target >= 0.9 on fmnist-textures and fortunes-cue).
+minority (bias-conflicting) train samples (target >= 0.9 on fmnist-textures and fortunes-cue),
+and SPARE's at each epoch whose outputs the recording keeps (the candidates `curate run` picks
+among on validation; the table above reads the default, 10% of training).
 Then, with the default detector's pseudo-groups, it builds every selection method's manifest and
 reports the distance of its weighted true-group shares from balance (total variation to uniform;
 mixing counted by lambda) next to the input's, and checks that the same seed gives byte-identical
@@ -37,7 +39,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("work/bench"))
     ap.add_argument("--only", action="append", default=None)
     args = ap.parse_args()
+    from curate.dynamics.log import output_epochs
+
     lines = ["benchmark | encoder | detector | minority AUROC"]
+    by_epoch = [
+        "benchmark | SPARE minority AUROC by the epoch whose outputs it clusters (after N of the proxy's epochs)"
+    ]
     balance = ["benchmark | method | TV from balance: input -> manifest | same seed, same bytes"]
     for name, encoder in BENCHES.items():
         if args.only and name not in args.only:
@@ -55,6 +62,11 @@ def main() -> None:
             d = api.detect(table, embeddings=emb, dynamics=log, detector=det, proxy_config=cfg)
             found[det] = d
             lines.append(f"{name} | {encoder} | {det} | {api.detection_auroc(table, d):.4f}")
+        aurocs = []
+        for e in sorted(output_epochs(log.n_epochs)):
+            at = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=cfg, epoch=e)
+            aurocs.append(f"{e + 1} of {log.n_epochs}: {api.detection_auroc(table, at):.3f}")
+        by_epoch.append(f"{name} | " + " | ".join(aurocs))
         d = found[api.AUTO_DETECTORS[table.modality]]
         for method in api.list_selectors()["name"]:
             disc = found["jtt"] if method == "jtt" else found["spare"] if method == "spare" else d
@@ -73,6 +85,8 @@ def main() -> None:
         "detection",
         [
             *lines,
+            "",
+            *by_epoch,
             "",
             "manifests (pseudo-groups from the auto detector: artifacts for text, ensemble for images; jtt/spare from their own):",
             *balance,
