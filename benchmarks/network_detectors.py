@@ -7,7 +7,8 @@ then, against the true train groups (SPARE uses none): the minority AUROC of SPA
 score, the size of its pseudo-minority, the share of it that is true minority (precision) and the
 share of the true minority it holds (recall), from the network's outputs (now), from the proxy
 retrained to the network's early epoch index (before), and from the proxy's own recording (what a
-head run, the CPU default, uses).
+head run, the CPU default, uses); then SPARE from each recording at every epoch whose outputs it keeps
+(the candidates `curate run` picks among on validation; ``epoch`` is the 0-based index).
 
 Run: ``.venv/bin/python -m benchmarks.network_detectors [--only digits-color]``.
 """
@@ -56,7 +57,15 @@ def main() -> None:
         ):
             d = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=proxy_cfg)
             lines.append(_row(name, table, "spare", what, d, d.config["epoch"]))
-        print("\n".join(lines[-3:]), flush=True)
+        # every epoch whose outputs a recording keeps: the candidates `curate run` picks among
+        for what, log in (
+            ("network eval-mode outputs, each kept epoch", net),
+            ("proxy head recording, each kept epoch", proxy),
+        ):
+            for e in log.outputs.epochs if log.outputs is not None else []:
+                d = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=proxy_cfg, epoch=e)
+                lines.append(_row(name, table, "spare", what, d, e))
+        print("\n".join(lines[-13:]), flush=True)
     report("network_detectors", lines)
 
 
