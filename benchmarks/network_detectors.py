@@ -41,6 +41,7 @@ def main() -> None:
     for name, encoder in BENCHES.items():
         if args.only and name not in args.only:
             continue
+        first = len(lines)
         table = built_benchmark(name, args.work / name / "data")
         ws = workspace_of(args.work / name, table)
         emb = api.embed(table, encoder, workspace=ws)
@@ -65,7 +66,7 @@ def main() -> None:
             for e in log.outputs.epochs if log.outputs is not None else []:
                 d = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=proxy_cfg, epoch=e)
                 lines.append(_row(name, table, "spare", what, d, e))
-        print("\n".join(lines[-13:]), flush=True)
+        print("\n".join(lines[first:]), flush=True)
     report("network_detectors", lines)
 
 
