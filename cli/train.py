@@ -47,7 +47,9 @@ def finetune(
     batch_size: int | None = typer.Option(None, help="batch size (default: the backbone's)"),
     augment: bool = typer.Option(False, help="network: random resized crops and flips"),
     groups: str = typer.Option(
-        "true", help="GroupDRO groups: true or pseudo; dispel's group-labelled set: pseudo (train) or val"
+        "true",
+        help="GroupDRO groups: true or pseudo; dispel's group-labelled set: the train pseudo-groups (any value "
+        "but these two), train (true train groups) or val (true val groups)",
     ),
     spurious: list[str] = typer.Option(
         [], "--spurious", help="contrastive: a spurious attribute in words (repeatable; default: the dataset's)"
@@ -71,7 +73,7 @@ def finetune(
     if method == "contrastive":
         cfg = api.ContrastiveConfig(spurious=tuple(spurious), text_encoder=text_encoder, **common)
     elif method == "dispel":
-        cfg = api.DispelConfig(source="val" if groups == "val" else "pseudo", seed=seed)
+        cfg = api.DispelConfig(source=groups if groups in ("train", "val") else "pseudo", seed=seed)
     elif method == "masktune":
         net = backbone if backbone != "head" else "efficientnet-lite0"
         cfg = api.MaskTuneConfig(backbone=net, train_from=train_from, image_size=image_size, augment=augment, **common)

@@ -71,6 +71,7 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         ),
         ("masktune", "5-select.parquet", ["--backbone", "small-cnn"]),
         ("contrastive", "3-balance.parquet", ["--spurious", "red background", "--spurious", "blue background"]),
+        ("dispel", "5-select.parquet", ["--groups", "train"]),  # B from the true train groups
     ):
         run_dir = tmp_path / f"run-{method}-{manifest}"
         args = ["--manifest", str(tmp_path / "m" / manifest), "--method", method, "--epochs", "2"]
@@ -79,6 +80,7 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         assert "test acc_wg" in r.stdout and (run_dir / "metrics.json").exists()
         r = run("evaluate", str(run_dir))
         assert r.returncode == 0 and "acc_wg" in r.stdout, (method, r.stderr)
+    assert "true train groups (half split)" in (tmp_path / "run-dispel-5-select.parquet" / "metrics.json").read_text()
     net = tmp_path / "run-erm-3-balance.parquet" / "metrics.json"
     assert '"backbone": "fine-tuned network (efficientnet-lite0)"' in net.read_text()
     # dynamics of the fine-tuned network: the same shards, every scorer works on them

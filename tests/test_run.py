@@ -188,6 +188,9 @@ def test_each_run_says_the_groups_its_configs_train_with() -> None:
     assert plan("groupdro").train_groups == "true train groups"
     assert plan("groupdro", finetune={"groups": "pseudo"}).train_groups == "pseudo (inferred by the detector)"
     assert plan("mix", finetune={"source": "val"}).train_groups == "true val groups (DISPEL's group-labelled set)"
+    assert plan("mix", finetune={"source": "train"}).train_groups == "true train groups (DISPEL's group-labelled set)"
+    with pytest.raises(ConfigError, match="source 'train' is DISPEL's last layer on a head"):
+        plan("mix", backbone="network", finetune={"source": "train"})
     # DISPEL on heads draws its own sets: its manifest is every train row, not the unused mixing one
     head_mix = plan("mix")
     assert (head_mix.trainer, head_mix.sel_name, head_mix.train_groups) == (

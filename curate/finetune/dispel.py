@@ -13,8 +13,10 @@ embeddings. Per head:
 The labelled set is split in half; each (α, s, C) of the grid is fit on one half and scored by
 worst-group accuracy (over the set's groups) on the other; the final model averages ``heads`` (20)
 heads fit on the whole set. The set's groups: the train split's **pseudo-groups** (``source=
-"pseudo"``: no group labels) or the val split's **true groups** (``source="val"``: the authors'
-setting, which uses val group labels, as DFR does). Grids from their scripts: C ∈ {1, .7, .3, .1,
+"pseudo"``: no group labels), the train split's **true groups** (``source="train"``: for a dataset
+labelled with its groups, and the ceiling of the pseudo source: the same recipe with perfect
+discovery) or the val split's **true groups** (``source="val"``: the authors' setting, which uses
+val group labels, as DFR does). Grids from their scripts: C ∈ {1, .7, .3, .1,
 .07, .03, .01}, s ∈ {1, .9, .8, .7}, α ∈ {1}.
 On a fine-tuned network, ``dispel-val`` (:func:`dispel_val_predict`) fits the same heads on the
 ERM network's val features after training, standardised with val statistics: DFR's protocol.
@@ -46,7 +48,13 @@ from curate.finetune.dfr import val_features
 C_GRID = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 S_GRID = (1.0, 0.9, 0.8, 0.7)
 ALPHA_GRID = (1.0,)
-SOURCES = ("pseudo", "val")
+SOURCES = ("pseudo", "train", "val")
+SOURCE_GROUPS = {
+    "pseudo": "train pseudo-groups (half split)",
+    "train": "true train groups (half split)",
+    "val": "true val groups (half split)",
+}
+"""What each source's labelled set is, as the metrics name it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,8 +196,8 @@ def train_dispel(request: TrainRequest, cfg: DispelConfig) -> FinetuneResult:
     """DISPEL's averaged ℓ1 heads on the frozen embeddings (see the module docstring).
 
     Raises:
-        InputDataError: no embeddings, no train pseudo-groups (``source="pseudo"``) or no true val
-            groups (``source="val"``).
+        InputDataError: no embeddings, no train pseudo-groups (``source="pseudo"``) or no true
+            groups (``source="train"`` or ``"val"``).
     """
     table, emb = request.table, request.embeddings
     if emb is None:
@@ -198,12 +206,13 @@ def train_dispel(request: TrainRequest, cfg: DispelConfig) -> FinetuneResult:
     raw = np.asarray(emb.select(train_ids, what="train split").matrix, dtype=np.float64)
     mu, sd = raw.mean(0), raw.std(0)
     sd = np.where(sd > 1e-8, sd, 1.0)
-    if cfg.source == "val":
+    if cfg.source in ("train", "val"):
         if not table.has_groups:
             raise InputDataError(
-                "DISPEL's val source needs true val groups", file=table.where, fix="use source='pseudo'"
-            )
-        rows = table.split("val").frame.select(S.SAMPLE_ID, S.LABEL, pl.col(S.GROUP).alias("_g"))
+                f"DISPEL's {cfg.source} source needs true {cfg.source} groups", file=table.where,
+                fix="use source='pseudo'",
+            )  # fmt: skip
+        rows = table.split(cfg.source).frame.select(S.SAMPLE_ID, S.LABEL, pl.col(S.GROUP).alias("_g"))
     else:
         if request.pseudo_groups is None:
             raise InputDataError("DISPEL's pseudo source needs the train pseudo-groups", file=table.where,
@@ -224,7 +233,7 @@ def train_dispel(request: TrainRequest, cfg: DispelConfig) -> FinetuneResult:
     pv, pt = prediction_frame(val_ids, predict(val_ids)), prediction_frame(test_ids, predict(test_ids))
     val = evaluate_predictions(table, pv, split="val", pseudo_groups=request.pseudo_groups)
     test = evaluate_predictions(table, pt, split="test", pseudo_groups=request.pseudo_groups)
-    groups = "train pseudo-groups (half split)" if cfg.source == "pseudo" else "true val groups (half split)"
+    groups = SOURCE_GROUPS[cfg.source]
     extra = {
         "dispel": {k: v for k, v in chosen.items() if k != "tried"} | {"chosen_on": groups, "tried": chosen["tried"]}
     }
@@ -235,6 +244,7 @@ def train_dispel(request: TrainRequest, cfg: DispelConfig) -> FinetuneResult:
 FINETUNE_METHODS.add(
     "dispel",
     Trainer(DispelConfig, train_dispel),
-    group_labels="train pseudo-groups (source pseudo) or true val groups (source val)",
+    group_labels="train pseudo-groups (source pseudo), true train groups (source train) or true val groups "
+    "(source val)",
     description="data mixing on the last layer (DISPEL): mixed class-balanced sets, l1 heads averaged",
 )

@@ -175,6 +175,8 @@ def _run(
         or getattr(train_cfg, "source", "") == "val"
     ):
         selection += "; the last layer's grid on true val groups (a half split, as DFR/DISPEL)"
+    elif getattr(train_cfg, "source", "") == "train":
+        selection += "; the last layer's grid on true train groups (a half split)"
     timing: dict[str, Any] = {"stages_s": {}}
     last = [time.perf_counter()]
 

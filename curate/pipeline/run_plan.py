@@ -32,6 +32,7 @@ PSEUDO = "pseudo (inferred by the detector)"
 TRUE_TRAIN = "true train groups"
 TRUE_VAL = "true val groups (DFR's last-layer set)"
 TRUE_VAL_DISPEL = "true val groups (DISPEL's group-labelled set)"
+TRUE_TRAIN_DISPEL = "true train groups (DISPEL's group-labelled set)"
 TRUE_ATTR = "true train groups (sampled uniformly over groups) + attributes (the spurious-class term)"
 RUN_METHODS: dict[str, tuple[str, str, str]] = {
     # method: (selection, trainer, the groups it trains with by default; see train_groups_of)
@@ -135,7 +136,7 @@ def train_groups_of(method: str, sel_cfg: Any, train_cfg: Any) -> str:
     if isinstance(train_cfg, FinetuneConfig) and train_cfg.method == "dispel-val":
         return TRUE_VAL_DISPEL
     if isinstance(train_cfg, DispelConfig):
-        return TRUE_VAL_DISPEL if train_cfg.source == "val" else PSEUDO
+        return {"val": TRUE_VAL_DISPEL, "train": TRUE_TRAIN_DISPEL}.get(train_cfg.source, PSEUDO)
     return RUN_METHODS[method][2]
 
 
@@ -204,6 +205,12 @@ def plan_method(
     fields = sections["finetune"] | ({"source": "val"} if method == "mix-val" else {})
     if trainer == "dispel" and kind == "network":  # DISPEL's last layer on the fine-tuned network's features,
         # or, from train pseudo-groups, the mixing manifest's pairs mixed at the input level
+        if fields.get("source") == "train":
+            raise ConfigError(
+                "run(): [finetune] source 'train' is DISPEL's last layer on a head's frozen embeddings; a network "
+                "run mixes the manifest's pseudo-group pairs at the input level (source 'pseudo') or fits DISPEL "
+                "on the fine-tuned network's val features (source 'val', as -m mix-val)"
+            )
         trainer = "dispel-val" if fields.get("source") == "val" else "erm"
         fields = {k: v for k, v in fields.items() if k != "source"}
     elif trainer == "dispel":

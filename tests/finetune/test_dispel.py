@@ -44,6 +44,23 @@ def test_dispel_on_pseudo_groups_and_on_val_groups(planted) -> None:  # type: ig
         train("dispel", TrainRequest(table, api.select("keep-all", table), emb), cfg)
 
 
+def test_dispels_train_source_fits_the_true_train_groups(planted) -> None:  # type: ignore[no-untyped-def]
+    from curate.finetune.dispel import fit_dispel
+
+    table, emb, _ = planted
+    cfg = DispelConfig(source="train", s_values=(1.0, 0.8), c_values=(1.0, 0.1), heads=3)
+    # no pseudo-groups given: the train split's own group column is the labelled set
+    r = train("dispel", TrainRequest(table, api.select("keep-all", table), emb), cfg)
+    assert r.extra["dispel"]["chosen_on"] == "true train groups (half split)"
+    tr = table.split("train").frame
+    raw = emb.select(tr["sample_id"]).matrix.astype(np.float64)
+    sd = raw.std(0)
+    x = (raw - raw.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
+    by_hand = fit_dispel(x, tr["label"].to_numpy(), tr["group"].to_numpy(), cfg)[2]
+    assert (r.extra["dispel"]["s"], r.extra["dispel"]["C"]) == (by_hand["s"], by_hand["C"])
+    assert r.extra["dispel"]["tried"] == by_hand["tried"]
+
+
 def test_a_fit_on_the_same_inputs_is_made_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from curate.finetune import dispel
 
