@@ -120,6 +120,25 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.integration
+def test_prune_with_named_carriers_chooses_and_tunes_no_detector(digits_dir: Path, tmp_path: Path) -> None:
+    vit = tiny_models.tiny_vit(tmp_path / "vit")
+    table = api.load_dataset(digits_dir)
+    config = FAST | {"select": {"attribute": "a"}}
+    named = api.run(table, method="prune", out=tmp_path / "named", encoder=str(vit), config=config)
+    # the carriers come from the column: no detector is chosen, only p is tuned (6 points)
+    assert named["train_groups"] == "attribute column 'a' (named, not inferred)" and not named["label_free"]
+    assert named["detector_choice"] is None and set(named["tuning"]["grid"]) == {"fraction"}
+    assert len(named["tuning"]["tried"]) == len(api.RUN_GRIDS["prune"]["fraction"])
+    assert named["manifest"]["config"]["carriers"] == "attribute"
+    config = FAST | {"select": {"attribute": "a"}, "detect": {"detector": "jtt"}}  # nor JTT's epoch tuned with p
+    named = api.run(table, method="prune", out=tmp_path / "named-jtt", encoder=str(vit), config=config)
+    assert set(named["tuning"]["grid"]) == {"fraction"} and named["detector"] == "jtt"
+    config = FAST | {"detect": {"detector": "jtt"}}  # inferred carriers: JTT's epoch is tuned with p
+    inferred = api.run(table, method="prune", out=tmp_path / "inferred", encoder=str(vit), config=config)
+    assert set(inferred["tuning"]["grid"]) == {"fraction", "detect.epoch"}
+
+
+@pytest.mark.integration
 def test_run_without_group_labels_scores_by_class(digits_dir: Path, tmp_path: Path) -> None:
     vit = tiny_models.tiny_vit(tmp_path / "vit")
     table = api.load_dataset(digits_dir)

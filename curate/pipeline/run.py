@@ -224,7 +224,10 @@ def _run(
         else None
     )
     reads_pseudo = trainer in TRAINERS_READING_PSEUDO_GROUPS and getattr(train_cfg, "source", None) == "pseudo"
-    if (sel_name in PSEUDO_GROUP_SELECTIONS or reads_pseudo) and "detector" not in sections["detect"]:
+    # prune's carriers named by a column ([select] attribute): no discovery feeds the training set, so none
+    # is chosen or tuned; the default one is only reported
+    named = getattr(sel_cfg, "attribute", None) is not None
+    if (sel_name in PSEUDO_GROUP_SELECTIONS or reads_pseudo) and "detector" not in sections["detect"] and not named:
         scorer = (trainer, train_cfg) if reads_pseudo else None
         disc, chosen_by = choose_detector(
             table, emb, log, proxy, sections["detect"], root, head_cfg, dev, dyn_key, select_on, reference, scorer
@@ -234,7 +237,9 @@ def _run(
     stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
     tuning: dict[str, Any] | None = None
     grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
-    det_grid = {k: v for k, v in DETECT_GRIDS.get(disc.detector, {}).items() if k not in sections["detect"]}
+    det_grid = {
+        k: v for k, v in DETECT_GRIDS.get(disc.detector, {}).items() if k not in sections["detect"] and not named
+    }
     if (grid or det_grid) and trainer == "erm":
 
         def discover(extra: dict[str, Any]) -> Any:
