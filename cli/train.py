@@ -46,10 +46,10 @@ def finetune(
     lr: float | None = typer.Option(None, help="learning rate (default: the backbone's, from the papers)"),
     batch_size: int | None = typer.Option(None, help="batch size (default: the backbone's)"),
     augment: bool = typer.Option(False, help="network: random resized crops and flips"),
-    groups: str = typer.Option(
-        "true",
-        help="GroupDRO groups: true or pseudo; dispel's group-labelled set: the train pseudo-groups (any value "
-        "but these two), train (true train groups) or val (true val groups)",
+    groups: str | None = typer.Option(
+        None,
+        help="GroupDRO's groups: true (default) or pseudo; dispel's group-labelled set: pseudo (the train "
+        "pseudo-groups, default), train (true train groups) or val (true val groups)",
     ),
     spurious: list[str] = typer.Option(
         [], "--spurious", help="contrastive: a spurious attribute in words (repeatable; default: the dataset's)"
@@ -73,14 +73,14 @@ def finetune(
     if method == "contrastive":
         cfg = api.ContrastiveConfig(spurious=tuple(spurious), text_encoder=text_encoder, **common)
     elif method == "dispel":
-        cfg = api.DispelConfig(source=groups if groups in ("train", "val") else "pseudo", seed=seed)
+        cfg = api.DispelConfig(source=groups or "pseudo", seed=seed)
     elif method == "masktune":
         net = backbone if backbone != "head" else "efficientnet-lite0"
         cfg = api.MaskTuneConfig(backbone=net, train_from=train_from, image_size=image_size, augment=augment, **common)
     else:
         cfg = api.FinetuneConfig(
             method=method, backbone=backbone, head=head, train_from=train_from, image_size=image_size,
-            augment=augment, groups=groups, **common,
+            augment=augment, groups=groups or "true", **common,
         )  # fmt: skip
     ws = api.Workspace(workspace)
     discovery = api.load_discovery(ws) if ws.outputs("detect") else None  # the current (latest) detection

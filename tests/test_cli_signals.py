@@ -81,6 +81,10 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         r = run("evaluate", str(run_dir))
         assert r.returncode == 0 and "acc_wg" in r.stdout, (method, r.stderr)
     assert "true train groups (half split)" in (tmp_path / "run-dispel-5-select.parquet" / "metrics.json").read_text()
+    # "true" names no set for DISPEL (train or val?): refused, not read as the pseudo-groups
+    args = ["--manifest", str(tmp_path / "m" / "5-select.parquet"), "--method", "dispel", "--groups", "true"]
+    r = run("finetune", str(ws), *args, "--out", str(tmp_path / "run-dispel-true"))
+    assert r.returncode == 2 and "source" in r.stderr and "'train'" in r.stderr, r.stderr
     net = tmp_path / "run-erm-3-balance.parquet" / "metrics.json"
     assert '"backbone": "fine-tuned network (efficientnet-lite0)"' in net.read_text()
     # dynamics of the fine-tuned network: the same shards, every scorer works on them
