@@ -8,7 +8,9 @@ with its pseudo-groups replaced by the true train groups.
 - ``balance`` on the true train groups is ``oracle``.
 
 A row whose true-group variant also falls short of the ERM → oracle gap is short by the method on
-that data, not by discovery. Each run is ``curate run`` with its defaults (heads on EfficientNet-Lite0
+that data, not by discovery. A second table runs prune with the true attribute at each fixed ``p``
+of the tuning grid (test and val WGA, means over seeds), which tells a method that cannot close the
+gap from a validation choice of ``p`` that misses the best one. Each run is ``curate run`` with its defaults (heads on EfficientNet-Lite0
 or MiniLM embeddings on a CPU), 3 seeds, model selection on true val groups; gap shares from the means.
 
 Run: ``.venv/bin/python -m benchmarks.known_groups [--benchmarks digits-color,fortunes-cue] [--seeds 3]``.
@@ -42,7 +44,9 @@ def main() -> None:
     from benchmarks._common import built_benchmark, report, workspace_of
     from benchmarks.quality import BENCHES, code_version
     from curate import api
+    from curate.pipeline.tuning import RUN_GRIDS
 
+    prune_fractions = RUN_GRIDS["prune"]["fraction"]  # the p `curate run` tunes prune over
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("work/quality"))
     ap.add_argument("--benchmarks", default=",".join(BENCHES))
@@ -77,6 +81,28 @@ def main() -> None:
                 f"{name} | {row} | {runs[0]['train_groups']} | {statistics.fmean(wg):.3f} ± {statistics.stdev(wg):.3f}"
                 f" | {statistics.fmean(avg):.3f} ± {statistics.stdev(avg):.3f} | {gap:+.0%} | {_chosen(runs)}"
             )
+    lines.append("prune with the true attribute at each fixed p: test WGA / val WGA (means over seeds)")
+    lines.append("benchmark | " + " | ".join(f"p {p}" for p in prune_fractions))
+    for name in args.benchmarks.split(","):
+        table = built_benchmark(name, args.work / name / "data")
+        ws = workspace_of(args.work / name, table)
+        cells = []
+        for p in prune_fractions:
+            config = {"select": {"attribute": "a", "fraction": p}}
+            runs = []
+            for seed in range(args.seeds):
+                key = hashlib.sha256(json.dumps([version, name, "prune", config, seed]).encode()).hexdigest()[:10]
+                out = args.work / name / f"known-prune-p{p}-seed{seed}-{key}"
+                done = out / "metrics.json"
+                runs.append(json.loads(done.read_text()) if done.exists() else api.run(
+                    table, method="prune", out=out, encoder=BENCHES[name], seed=seed, workspace=ws, config=config,
+                    device="cpu",
+                ))  # fmt: skip
+            test = statistics.fmean(m["acc_wg"] for m in runs)
+            val = statistics.fmean(m["val"]["acc_wg"] for m in runs)
+            cells.append(f"{test:.3f} / {val:.3f}")
+        lines.append(f"{name} | " + " | ".join(cells))
+        print(lines[-1], flush=True)
     report("known_groups", lines)
 
 
