@@ -72,6 +72,20 @@ def built_benchmark(name: str, data: Path, *, check_files: bool = True) -> Any:
     return api.load_dataset(data / "metadata.csv", check_files=check_files)
 
 
+def run_once(folder: Path, tag: str, key: list[Any], table: Any, **run: Any) -> dict[str, Any]:
+    """``curate run`` into ``folder/<tag>-<hash of key>``, or its metrics when that run finished before
+    (a run folder is swapped in whole: ``metrics.json`` means finished). ``key`` must hold everything
+    the result depends on (the curate code version, benchmark, method, config, seed)."""
+    import hashlib
+    import json
+
+    from curate import api
+
+    out = folder / f"{tag}-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:10]}"
+    done = out / "metrics.json"
+    return json.loads(done.read_text()) if done.exists() else api.run(table, out=out, **run)
+
+
 def workspace_of(folder: Path, table: Any) -> Path:
     """The benchmark's workspace under ``folder``, one per dataset content (a workspace is bound to its
     data: a rebuilt benchmark gets a new one instead of an error)."""

@@ -19,8 +19,6 @@ Run: ``.venv/bin/python -m benchmarks.known_groups [--benchmarks digits-color,fo
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import statistics
 from pathlib import Path
@@ -41,9 +39,8 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report, workspace_of
+    from benchmarks._common import built_benchmark, report, run_once, workspace_of
     from benchmarks.quality import BENCHES, code_version
-    from curate import api
     from curate.pipeline.tuning import RUN_GRIDS
 
     prune_fractions = RUN_GRIDS["prune"]["fraction"]  # the p `curate run` tunes prune over
@@ -57,19 +54,18 @@ def main() -> None:
         f"`curate run` defaults; {args.seeds} seeds; model selection: true val groups; curate code {version}",
         "benchmark | row | train groups | acc_wg | acc_avg | ERM->oracle WGA gap closed | chosen (per seed)",
     ]
+    by_p = [
+        "prune with the true attribute at each fixed p: test WGA / val WGA (means over seeds)",
+        "benchmark | " + " | ".join(f"p {p}" for p in prune_fractions),
+    ]
     for name in args.benchmarks.split(","):
         table = built_benchmark(name, args.work / name / "data")
-        ws = workspace_of(args.work / name, table)
+        common = {"encoder": BENCHES[name], "workspace": workspace_of(args.work / name, table), "device": "cpu"}
         results: dict[str, list[dict[str, Any]]] = {}
         for row, (method, config) in VARIANTS.items():
             for seed in range(args.seeds):
-                key = hashlib.sha256(json.dumps([version, name, method, config, seed]).encode()).hexdigest()[:10]
-                out = args.work / name / f"known-{method}-seed{seed}-{key}"
-                done = out / "metrics.json"
-                m = json.loads(done.read_text()) if done.exists() else api.run(
-                    table, method=method, out=out, encoder=BENCHES[name], seed=seed, workspace=ws, config=config,
-                    device="cpu",
-                )  # fmt: skip
+                m = run_once(args.work / name, f"known-{method}-seed{seed}", [version, name, method, config, seed],
+                             table, method=method, seed=seed, config=config, **common)  # fmt: skip
                 results.setdefault(row, []).append(m)
                 print(f"{name} {row} seed {seed}: acc_wg {m['acc_wg']:.4f}", flush=True)
         erm = statistics.fmean(m["acc_wg"] for m in results["erm"])
@@ -81,28 +77,19 @@ def main() -> None:
                 f"{name} | {row} | {runs[0]['train_groups']} | {statistics.fmean(wg):.3f} ± {statistics.stdev(wg):.3f}"
                 f" | {statistics.fmean(avg):.3f} ± {statistics.stdev(avg):.3f} | {gap:+.0%} | {_chosen(runs)}"
             )
-    lines.append("prune with the true attribute at each fixed p: test WGA / val WGA (means over seeds)")
-    lines.append("benchmark | " + " | ".join(f"p {p}" for p in prune_fractions))
-    for name in args.benchmarks.split(","):
-        table = built_benchmark(name, args.work / name / "data")
-        ws = workspace_of(args.work / name, table)
         cells = []
         for p in prune_fractions:
             config = {"select": {"attribute": "a", "fraction": p}}
             runs = []
             for seed in range(args.seeds):
-                key = hashlib.sha256(json.dumps([version, name, "prune", config, seed]).encode()).hexdigest()[:10]
-                out = args.work / name / f"known-prune-p{p}-seed{seed}-{key}"
-                done = out / "metrics.json"
-                runs.append(json.loads(done.read_text()) if done.exists() else api.run(
-                    table, method="prune", out=out, encoder=BENCHES[name], seed=seed, workspace=ws, config=config,
-                    device="cpu",
-                ))  # fmt: skip
+                runs.append(run_once(args.work / name, f"known-prune-p{p}-seed{seed}", [version, name, "prune", config,
+                                     seed], table, method="prune", seed=seed, config=config, **common))  # fmt: skip
             test = statistics.fmean(m["acc_wg"] for m in runs)
             val = statistics.fmean(m["val"]["acc_wg"] for m in runs)
             cells.append(f"{test:.3f} / {val:.3f}")
-        lines.append(f"{name} | " + " | ".join(cells))
-        print(lines[-1], flush=True)
+        by_p.append(f"{name} | " + " | ".join(cells))
+        print(by_p[-1], flush=True)
+    lines += by_p
     report("known_groups", lines)
 
 

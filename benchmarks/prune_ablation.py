@@ -13,8 +13,6 @@ Run: ``.venv/bin/python -m benchmarks.prune_ablation [--fractions 0.5,0.9] [--se
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import statistics
 from pathlib import Path
@@ -23,9 +21,8 @@ os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report, workspace_of
+    from benchmarks._common import built_benchmark, report, run_once, workspace_of
     from benchmarks.quality import code_version
-    from curate import api
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("work/prune_ablation"))
@@ -46,15 +43,11 @@ def main() -> None:
             for order in ("hardest", "easiest", "random"):
                 runs = []
                 for seed in range(args.seeds):
-                    key = hashlib.sha256(json.dumps([version, name, p, order, seed]).encode()).hexdigest()[:10]
-                    out = args.work / name / f"p{p}-{order}-seed{seed}-{key}"
-                    done = out / "metrics.json"
-                    config = {"select": {"fraction": p, "order": order}}
-                    m = json.loads(done.read_text()) if done.exists() else api.run(
-                        table, method="prune", out=out, seed=seed, workspace=workspace_of(args.work / name, table),
-                        config=config, device="cpu",
-                    )  # fmt: skip
-                    runs.append(m)
+                    runs.append(run_once(
+                        args.work / name, f"p{p}-{order}-seed{seed}", [version, name, p, order, seed], table,
+                        method="prune", seed=seed, workspace=workspace_of(args.work / name, table),
+                        config={"select": {"fraction": p, "order": order}}, device="cpu",
+                    ))  # fmt: skip
                 wg, avg = [m["acc_wg"] for m in runs], [m["acc_avg"] for m in runs]
                 line = (
                     f"{name} | {p} | {order} | {statistics.fmean(wg):.3f} ± {statistics.stdev(wg):.3f} | "
