@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 
-DETECTORS = ("ensemble", "knn", "jtt", "el2n", "cluster", "spare")
+DETECTORS = ("features", "ensemble", "knn", "jtt", "el2n", "cluster", "spare")
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def main() -> None:
             "",
             *by_epoch,
             "",
-            "manifests (pseudo-groups from the auto detector: artifacts for text, ensemble for images; jtt/spare from their own):",
+            f"manifests (pseudo-groups from the auto detector: {api.AUTO_DETECTORS['text']} for text, {api.AUTO_DETECTORS['image']} for images; jtt/spare from their own):",
             *balance,
         ],
     )

@@ -105,7 +105,13 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
                 assert "detect.epoch" in grid and m["manifest"]["config"] is not None
         if method in ("balance", "prune", "mix"):  # the discovery was picked the same way
             choice = m["detector_choice"]
-            assert m["detector"] == choice["chosen"] and set(choice["tried"]) == {"ensemble", "knn", "jtt", "cluster"}
+            assert m["detector"] == choice["chosen"] and set(choice["tried"]) == {
+                "features",
+                "ensemble",
+                "knn",
+                "jtt",
+                "cluster",
+            }
         if method in ("jtt", "spare"):
             assert m["detector"] == method
         if method == "spare":  # its sampling power and inference epoch are picked on validation

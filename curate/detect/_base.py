@@ -225,7 +225,7 @@ def pseudo_groups_of(
 ) -> pl.DataFrame:
     """``[sample_id, pseudo_group]`` for the rows of ``split``, without group labels — the discovery
     carried to validation for label-free model selection. A detector registered with a
-    ``score_split`` (a model that reads any row: ``artifacts``) scores the rows itself and they are
+    ``score_split`` (a model that reads any row: ``artifacts``, ``features``) scores the rows itself and they are
     split at its train thresholds (:func:`groups_at_train_cut`); any other discovery's rows take the
     pseudo-group of their nearest train sample (cosine, FAISS) of the same class.
 
@@ -242,7 +242,7 @@ def pseudo_groups_of(
         raise InputDataError(f"class {missing[0]} of the {split} split has no train rows to take pseudo-groups from")
     score_split = DETECTORS.meta(discovery.detector).get("score_split") if discovery.detector in DETECTORS else None
     if score_split is not None:
-        return groups_at_train_cut(discovery, rows, score_split(discovery, table, split))
+        return groups_at_train_cut(discovery, rows, score_split(discovery, table, split, embeddings))
     if embeddings is None:
         raise ConfigError(f"carrying the {discovery.detector!r} pseudo-groups to {split} needs embeddings")
     out = []

@@ -23,6 +23,7 @@ import polars as pl
 from curate._core import schema as S
 from curate.data.table import SampleTable
 from curate.detect._base import CONFLICT, DETECTORS, Discovery, Signals, build_discovery, split_by_score, train_rows
+from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 
 TOP_K = 10
@@ -96,16 +97,21 @@ def _texts(table: SampleTable, rows: pl.DataFrame) -> list[str]:
 
 def _train_model(table: SampleTable, *, top_k: int, min_count: int, seed: int) -> tuple[pl.DataFrame, BiasOnlyModel]:
     if table.modality != "text":
-        raise ConfigError("detector 'artifacts' needs a text dataset; use 'ensemble' or 'knn' for images")
+        raise ConfigError(
+            "detector 'artifacts' needs a text dataset; use 'features' (its counterpart on embeddings) for images"
+        )
     rows = train_rows(table)
     return rows, fit_bias_model(
         _texts(table, rows), rows[S.LABEL].to_numpy(), top_k=top_k, min_count=min_count, seed=seed
     )
 
 
-def score_split(discovery: Discovery, table: SampleTable, split: str) -> np.ndarray:
+def score_split(
+    discovery: Discovery, table: SampleTable, split: str, embeddings: EmbeddingTable | None = None
+) -> np.ndarray:
     """The conflict scores of ``split``'s rows (in the table's order) under ``discovery``'s bias-only
-    model, refitted on train from its config (deterministic); how its pseudo-groups reach val.
+    model, refitted on train from its config (deterministic); how its pseudo-groups reach val (the
+    model reads the texts: ``embeddings`` is not used).
 
     Raises:
         InputDataError: the refitted model does not reproduce the discovery's train scores (the

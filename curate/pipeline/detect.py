@@ -3,6 +3,7 @@ pseudo-groups, and keep each discovery (workspace or cache)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,11 @@ from curate.eval import auroc, majority_per_label, minority_flags
 from curate.pipeline._common import as_workspace
 
 DEFAULT_DETECTOR = "auto"
-AUTO_DETECTORS = {"text": "artifacts", "image": "ensemble"}  # the best measured per modality (benchmarks/detection.py)
-DETECT_VERSION = 1
+# Each modality's bias-only model (tokens for text, embedding dimensions for images): the highest
+# minority AUROC measured on every built-in benchmark of its modality (benchmarks/detection.py).
+AUTO_DETECTORS = {"text": "artifacts", "image": "features"}
+DETECT_VERSION = 2
+"""Version of the cached discoveries (2: keyed by every parameter of the detector, its defaults included)."""
 MINORITY = "minority"
 """Column of ``scores.parquet``: the detector's minority flag (the sample's pseudo-group is not its class's largest)."""
 TRUE_MINORITY = "true_minority"
@@ -44,10 +48,10 @@ def detect(
 
     Args:
         table: the dataset.
-        embeddings: from :func:`embed` (needed by ``knn``, ``cluster``, ``spare``, ``ensemble``).
+        embeddings: from :func:`embed` (needed by ``features``, ``knn``, ``cluster``, ``spare``, ``ensemble``).
         dynamics: from :func:`record_dynamics` (needed by ``jtt``, ``el2n``, ``cluster``, ``spare``, ``ensemble``).
         detector: a name from :func:`list_detectors`, or ``auto``: ``artifacts`` for text,
-            ``ensemble`` for images (the best measured on the built-in benchmarks).
+            ``features`` for images (the best measured on the built-in benchmarks).
         proxy_config: the proxy settings the dynamics were recorded with (SPARE retrains the proxy to its
             epoch only for a recording made before curate kept its outputs).
         device: where a detector that trains (SPARE's proxy) runs: ``auto``, ``cpu``, ``cuda``.
@@ -64,6 +68,14 @@ def detect(
         embeddings.check_finite(str(embeddings.meta.get("source", "embeddings")))
     signals = Signals(embeddings, dynamics, (proxy_config or ProxyConfig()).to_dict(), device=resolve_device(device))
     return fn(table, signals, **params)
+
+
+def resolved_params(detector: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with every parameter ``detector`` leaves at its default filled in: what a cached
+    discovery is keyed by, so that a changed default (a new curate) is another result, not a stale one."""
+    signature = inspect.signature(DETECTORS.get(detector))
+    defaults = {k: p.default for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+    return defaults | params
 
 
 def cached_detect(
@@ -83,7 +95,7 @@ def cached_detect(
     if detector == "auto":
         detector = AUTO_DETECTORS[table.modality]
     dyn = proxy.to_dict() if dynamics_key is None else dynamics_key
-    parts = (table.fingerprint(), emb.meta, dyn, detector, params)
+    parts = (table.fingerprint(), emb.meta, dyn, detector, resolved_params(detector, params))
 
     def compute(folder: Path) -> None:
         write_discovery(

@@ -37,7 +37,7 @@ from curate.dynamics.log import SPARE_EPOCH_SHARES, early_epoch_index
 from curate.embed import EmbeddingTable
 from curate.errors import EmptySelectionError
 from curate.finetune import FinetuneConfig, TrainRequest, train
-from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect
+from curate.pipeline.detect import DEFAULT_DETECTOR, cached_detect, resolved_params
 from curate.pipeline.select import select
 from curate.select import SelectConfig
 
@@ -51,7 +51,12 @@ logger = logging.getLogger(__name__)
 # instead of 4, then 5), was tried and measured worse without group labels (fmnist-mark 0.906 ->
 # 0.821, fmnist-textures 0.944 -> 0.938; unchanged with val groups): more points scored against the
 # reference partition choose for it rather than for the true groups (README, "Detectors").
-DETECTOR_CANDIDATES = {"image": ("ensemble", "knn", "jtt", "cluster"), "text": ("artifacts", "ensemble", "knn", "jtt")}
+# Each modality's bias-only model comes first (text: `artifacts` on tokens; images: `features` on the
+# embedding dimensions, as an image has no tokens); the generic embedding and dynamics detectors follow.
+DETECTOR_CANDIDATES = {
+    "image": ("features", "ensemble", "knn", "jtt", "cluster"),
+    "text": ("artifacts", "ensemble", "knn", "jtt"),
+}
 # prune's p (their scripts: 0.1 to 0.97, both ends on the grid: 0.97 leaves a 95%-majority class near
 # group balance, 0.9 cannot); the input-level mix's s (DISPEL's grid: 1, .9, .8, .7; alpha
 # stays at its default 1.0, their scripts' only value but UrbanCars'); JTT's lambda_up (their values:
@@ -77,11 +82,12 @@ DETECT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "jtt": {"epoch": (0.02, 0.05, 0.1, 0.2, 0.4)},
     "spare": {"epoch": SPARE_EPOCH_SHARES, "high_sampling_power": (1.0, 2.0, 3.0)},
 }
-CHOICE_VERSION = 7
+CHOICE_VERSION = 8
 """Version of the cached detector choice (3: without group labels, every candidate scored on one val
 partition; 4: a trainer that reads the pseudo-groups scores the candidates itself; 5: on text that
 partition comes from the bias-only model scoring val, not from neighbours; 6: prune's candidates
-scored jointly with p — measured worse without group labels and reverted; 7: as 5)."""
+scored jointly with p — measured worse without group labels and reverted; 7: as 5; 8: images add
+``features``, and each candidate is keyed by all its parameters, defaults included)."""
 BALANCED_HEAD = "balanced head"
 """The default scorer of a candidate discovery: a head trained on its pseudo-group-balanced manifest."""
 SELECTION_LABELS = {
@@ -129,7 +135,7 @@ def reference_groups(
     """``[sample_id, pseudo_group]`` of the val rows, without group labels: one discovery's
     pseudo-groups carried to val (:func:`curate.detect.pseudo_groups_of`: the detector's own model
     where it has one, else the nearest train sample of the same class), that of ``params``'
-    detector or else the default (``auto``: ensemble for images, artifacts for text).
+    detector or else the default (``auto``: features for images, artifacts for text).
     The one partition every candidate is scored on when selecting without group labels."""
     disc = cached_detect(table, emb, log, proxy, {"detector": DEFAULT_DETECTOR} | params, root, device, dynamics_key)
     return pseudo_groups_of(disc, table, emb, "val")
@@ -205,7 +211,7 @@ def choose_detector(
         emb.meta,
         dyn,
         params,
-        DETECTOR_CANDIDATES[table.modality],
+        [[det, resolved_params(det, params)] for det in DETECTOR_CANDIDATES[table.modality]],
         head.to_dict() if scorer is None else [trainer, cfg.to_dict()],
         select_on,
     )

@@ -34,7 +34,7 @@ LOCKS = (".lock",)  # lock files stay after a run (filelock's way); they hold no
 STAGES: dict[str, tuple[list[str], list[str]]] = {
     "embed": (["embed", "{p}/data/metadata.csv", "-e", "hf-vision:{p}/vit", "--out", "{p}/ws"], []),
     "dynamics": (["dynamics", "{p}/ws", "--epochs", "30"], ["ws/scores/dynamics.parquet"]),
-    "detect": (["detect", "{p}/ws"], ["ws/detect/ensemble/discovery.json", "ws/detect/ensemble/scores.parquet"]),
+    "detect": (["detect", "{p}/ws"], ["ws/detect/features/discovery.json", "ws/detect/features/scores.parquet"]),
     "select": (["prune", "{p}/ws", "--out", "{p}/m/prune.parquet"], ["m/prune.parquet"]),
     "finetune": (
         ["finetune", "{p}/ws", "-m", "{p}/m/prune.parquet", "--out", "{p}/run", "--epochs", "40"],
