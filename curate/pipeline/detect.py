@@ -24,7 +24,7 @@ from curate.pipeline._common import as_workspace
 
 DEFAULT_DETECTOR = "auto"
 # Each modality's bias-only model (tokens for text, embedding dimensions for images): the highest
-# minority AUROC measured on every built-in benchmark of its modality (benchmarks/detection.py).
+# mean minority AUROC over the built-in benchmarks of its modality (benchmarks/detection.py; README).
 AUTO_DETECTORS = {"text": "artifacts", "image": "features"}
 DETECT_VERSION = 2
 """Version of the cached discoveries (2: keyed by every parameter of the detector, its defaults included)."""
