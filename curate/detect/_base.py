@@ -215,6 +215,18 @@ def build_discovery(
     )
 
 
+def check_refit(discovery: Discovery, ids: pl.Series, again: np.ndarray, what: str) -> None:
+    """Raise unless ``again`` (a model refitted from ``discovery``'s config, scoring the train rows
+    ``ids``) reproduces the discovery's train scores: a discovery made on other data is refused,
+    not carried to val. ``what`` names the data it must match, for the message."""
+    known = discovery.scores.select(S.SAMPLE_ID, CONFLICT)
+    mine = pl.DataFrame({S.SAMPLE_ID: ids, "again": again}).join(known, on=S.SAMPLE_ID, how="left")
+    if mine[CONFLICT].null_count() or not np.allclose(mine["again"].to_numpy(), mine[CONFLICT].to_numpy()):
+        raise InputDataError(
+            f"the {discovery.detector!r} discovery does not match {what}", fix="detect again on this dataset"
+        )
+
+
 def pseudo_groups_of(
     discovery: Discovery,
     table: SampleTable,

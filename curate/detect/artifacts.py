@@ -22,7 +22,7 @@ import polars as pl
 
 from curate._core import schema as S
 from curate.data.table import SampleTable
-from curate.detect._base import CONFLICT, DETECTORS, Discovery, Signals, build_discovery, split_by_score, train_rows
+from curate.detect._base import DETECTORS, Discovery, Signals, build_discovery, check_refit, split_by_score, train_rows
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 
@@ -120,13 +120,7 @@ def score_split(
     cfg = discovery.config
     rows, model = _train_model(table, top_k=cfg["top_k"], min_count=cfg["min_count"], seed=cfg["seed"])
     train = model.conflict(_texts(table, rows), rows[S.LABEL].to_numpy())
-    known = discovery.scores.select(S.SAMPLE_ID, CONFLICT)
-    mine = pl.DataFrame({S.SAMPLE_ID: rows[S.SAMPLE_ID], "again": train}).join(known, on=S.SAMPLE_ID, how="left")
-    if mine[CONFLICT].null_count() or not np.allclose(mine["again"].to_numpy(), mine[CONFLICT].to_numpy()):
-        raise InputDataError(
-            "the 'artifacts' discovery does not match this table's train split",
-            fix="detect again on this dataset",
-        )
+    check_refit(discovery, rows[S.SAMPLE_ID], train, "this table's train split")
     target = table.split(split).frame.select(S.SAMPLE_ID, S.LABEL)
     return model.conflict(_texts(table, target), target[S.LABEL].to_numpy())
 

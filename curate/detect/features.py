@@ -22,7 +22,15 @@ import polars as pl
 
 from curate._core import schema as S
 from curate.data.table import SampleTable
-from curate.detect._base import CONFLICT, DETECTORS, Discovery, Signals, build_discovery, split_by_score, train_rows
+from curate.detect._base import (
+    DETECTORS,
+    Discovery,
+    Signals,
+    build_discovery,
+    check_refit,
+    split_by_score,
+    train_rows,
+)
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 from curate.index.knn import CHUNK
@@ -121,13 +129,7 @@ def score_split(discovery: Discovery, table: SampleTable, split: str, embeddings
     cfg = discovery.config
     rows, x, model = _train_model(table, embeddings, top_k=cfg["top_k"], seed=cfg["seed"])
     again = model.conflict(x, rows[S.LABEL].to_numpy())
-    known = discovery.scores.select(S.SAMPLE_ID, CONFLICT)
-    mine = pl.DataFrame({S.SAMPLE_ID: rows[S.SAMPLE_ID], "again": again}).join(known, on=S.SAMPLE_ID, how="left")
-    if mine[CONFLICT].null_count() or not np.allclose(mine["again"].to_numpy(), mine[CONFLICT].to_numpy()):
-        raise InputDataError(
-            "the 'features' discovery does not match this table's train split and embeddings",
-            fix="detect again on this dataset",
-        )
+    check_refit(discovery, rows[S.SAMPLE_ID], again, "this table's train split and embeddings")
     target = table.split(split).frame.select(S.SAMPLE_ID, S.LABEL)
     xs = embeddings.select(target[S.SAMPLE_ID], what=f"{split} split").check_finite().matrix
     return model.conflict(xs, target[S.LABEL].to_numpy())
