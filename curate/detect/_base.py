@@ -215,6 +215,18 @@ def build_discovery(
     )
 
 
+def bias_conflict(model: Any, x: Any, labels: np.ndarray) -> np.ndarray:
+    """``1 − p(label)`` of each row under a fitted bias-only classifier (scikit-learn's
+    ``predict_proba``/``classes_``) reading the rows' features ``x``; raises on a label it was not
+    fitted on."""
+    proba = model.predict_proba(x)
+    cls_index = {c: i for i, c in enumerate(model.classes_)}
+    unknown = sorted({v for v in labels.tolist() if v not in cls_index})
+    if unknown:
+        raise InputDataError(f"labels {unknown} do not occur in the train split the bias-only model was fitted on")
+    return 1.0 - proba[np.arange(len(labels)), [cls_index[v] for v in labels.tolist()]]
+
+
 def check_refit(discovery: Discovery, ids: pl.Series, again: np.ndarray, what: str) -> None:
     """Raise unless ``again`` (a model refitted from ``discovery``'s config, scoring the train rows
     ``ids``) reproduces the discovery's train scores: a discovery made on other data is refused,

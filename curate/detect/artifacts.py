@@ -22,9 +22,18 @@ import polars as pl
 
 from curate._core import schema as S
 from curate.data.table import SampleTable
-from curate.detect._base import DETECTORS, Discovery, Signals, build_discovery, check_refit, split_by_score, train_rows
+from curate.detect._base import (
+    DETECTORS,
+    Discovery,
+    Signals,
+    bias_conflict,
+    build_discovery,
+    check_refit,
+    split_by_score,
+    train_rows,
+)
 from curate.embed import EmbeddingTable
-from curate.errors import ConfigError, InputDataError
+from curate.errors import ConfigError
 
 TOP_K = 10
 MIN_COUNT = 20
@@ -68,12 +77,7 @@ class BiasOnlyModel:
         from sklearn.feature_extraction.text import CountVectorizer
 
         vec = CountVectorizer(binary=True, lowercase=True, token_pattern=TOKEN_PATTERN, vocabulary=self.tokens)
-        proba = self.model.predict_proba(vec.transform(texts))
-        cls_index = {c: i for i, c in enumerate(self.model.classes_)}
-        unknown = sorted({v for v in labels.tolist() if v not in cls_index})
-        if unknown:
-            raise InputDataError(f"labels {unknown} do not occur in the train split the bias-only model was fitted on")
-        return 1.0 - proba[np.arange(len(labels)), [cls_index[v] for v in labels.tolist()]]
+        return bias_conflict(self.model, vec.transform(texts), labels)
 
 
 def fit_bias_model(texts: list[str], labels: np.ndarray, *, top_k: int, min_count: int, seed: int) -> BiasOnlyModel:

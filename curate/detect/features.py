@@ -8,7 +8,7 @@ one-vs-rest Welch t-statistic for every class (the continuous counterpart of Gar
 z-statistic for a token); a logistic regression on the ``top_k`` dimensions by ``max_c |t_c|``
 (standardised) is a *bias-only* model (Clark et al. 2019), and ``conflict_score = 1 − p_bias(y)``
 is high for the samples whose strongest features point to another class — the bias-conflicting
-ones. Pseudo-groups: a per-class Otsu split of the score. ``top_k`` (:data:`TOP_K`) is 2.
+ones. Pseudo-groups: a per-class Otsu split of the score; ``top_k``: :data:`TOP_K`.
 The model reads any embedding, so val rows are scored by it directly (:func:`score_split`).
 """
 
@@ -26,18 +26,19 @@ from curate.detect._base import (
     DETECTORS,
     Discovery,
     Signals,
+    bias_conflict,
     build_discovery,
     check_refit,
     split_by_score,
     train_rows,
 )
 from curate.embed import EmbeddingTable
-from curate.errors import ConfigError, InputDataError
+from curate.errors import ConfigError
 from curate.index.knn import CHUNK
 
 # The bias-only model should read the shortcut alone, and one simple attribute sits in very few
 # channels. Chosen once on the three built-in image benchmarks by minority AUROC on train (seed 0,
-# EfficientNet-Lite0; digits-color / fmnist-textures / fmnist-mark): k = 1: 0.975 / 1.000 / 0.992,
+# EfficientNet-Lite0; benchmarks/detection.py; digits-color / fmnist-textures / fmnist-mark): k = 1: 0.975 / 1.000 / 0.992,
 # 2: 0.995 / 1.000 / 0.998, 3: 0.997 / 1.000 / 0.962, 5: 0.999 / 1.000 / 0.937, 10: 0.999 / 0.990 /
 # 0.926 (more dimensions bring in the object, and the model's errors become hard objects).
 TOP_K = 2
@@ -83,13 +84,7 @@ class BiasFeatureModel:
 
     def conflict(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """``1 − p_bias(label)`` of each row; raises on a label the train split lacks."""
-        z = (np.asarray(x[:, self.dims], dtype=np.float64) - self.mean) / self.std
-        proba = self.model.predict_proba(z)
-        cls_index = {c: i for i, c in enumerate(self.model.classes_)}
-        unknown = sorted({v for v in labels.tolist() if v not in cls_index})
-        if unknown:
-            raise InputDataError(f"labels {unknown} do not occur in the train split the bias-only model was fitted on")
-        return 1.0 - proba[np.arange(len(labels)), [cls_index[v] for v in labels.tolist()]]
+        return bias_conflict(self.model, (np.asarray(x[:, self.dims], dtype=np.float64) - self.mean) / self.std, labels)
 
 
 def fit_bias_features(x: np.ndarray, labels: np.ndarray, *, top_k: int, seed: int) -> BiasFeatureModel:
