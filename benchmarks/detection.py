@@ -5,7 +5,10 @@ fmnist-mark with EfficientNet-Lite0, fortunes-cue with MiniLM — this embeds, r
 ProxyConfig), runs every detector and reports the AUROC of ``conflict_score`` for the true
 minority (bias-conflicting) train samples (target >= 0.9 on fmnist-textures and fortunes-cue),
 and SPARE's at each epoch whose outputs the recording keeps (the candidates `curate run` picks
-among on validation; the table above reads the default, 10% of training).
+among on validation; the table above reads the default, 10% of training), `features`' AUROC at
+each ``top_k`` of 1, 2, 3, 5, 10 (its default is chosen on those lines), and, for the default
+detector, how its pseudo-minority meets the true minority per class, by Otsu's cut and by the
+bias-only model's own error set.
 Then, with the default detector's pseudo-groups, it builds every selection method's manifest and
 reports the distance of its weighted true-group shares from balance (total variation to uniform;
 mixing counted by lambda) next to the input's, and checks that the same seed gives byte-identical
@@ -31,6 +34,29 @@ BENCHES = {
 }
 
 
+TOP_KS = (1, 2, 3, 5, 10)
+
+
+def _flags(table, discovery) -> str:  # type: ignore[no-untyped-def]
+    """Per class, how the pseudo-minority of Otsu's cut and of the error set (score > 0.5) meet the true minority."""
+    import polars as pl
+
+    s = discovery.scores.join(table.split("train").frame.select("sample_id", "group"), on="sample_id")
+    minority = ~pl.col("group").is_in(
+        s.group_by("label", "group").len().sort("len", descending=True).unique("label", keep="first")["group"].to_list()
+    )
+    s = s.with_columns(minority.alias("minority"))
+    out = []
+    for cut, flag in (("otsu", pl.col("cluster") == 1), ("error set", pl.col("conflict_score") > 0.5)):
+        per = s.group_by("label").agg(
+            (flag & pl.col("minority")).sum().alias("hit"),
+            flag.sum().alias("flagged"),
+            pl.col("minority").sum().alias("n"),
+        )
+        out.append(f"{cut} " + ", ".join(f"{h}/{f}/{n}" for _, h, f, n in per.sort("label").iter_rows()))
+    return "; ".join(out)
+
+
 def main() -> None:
     from benchmarks._common import built_benchmark, report, workspace_of
     from curate import api
@@ -46,6 +72,11 @@ def main() -> None:
         "benchmark | SPARE minority AUROC by the epoch whose outputs it clusters (after N of the proxy's epochs)"
     ]
     balance = ["benchmark | method | TV from balance: input -> manifest | same seed, same bytes"]
+    by_k = ["benchmark | `features` minority AUROC by top_k (the dimensions its bias-only model reads)"]
+    flags = [
+        "benchmark | auto detector | per class: true minority rows in the pseudo-minority / rows flagged / "
+        "true minority rows, by Otsu's cut (the detector's) and by the bias-only model's error set (p(label) < 0.5)"
+    ]
     for name, encoder in BENCHES.items():
         if args.only and name not in args.only:
             continue
@@ -67,6 +98,17 @@ def main() -> None:
             at = api.detect(table, embeddings=emb, dynamics=log, detector="spare", proxy_config=cfg, epoch=e)
             aurocs.append(f"{e + 1} of {log.n_epochs}: {api.detection_auroc(table, at):.3f}")
         by_epoch.append(f"{name} | " + " | ".join(aurocs))
+        if table.modality == "image":  # features' top_k (its default chosen on these lines)
+            by_k.append(
+                f"{name} | "
+                + " | ".join(
+                    f"{k}: {api.detection_auroc(table, api.detect(table, embeddings=emb, detector='features', top_k=k)):.3f}"
+                    for k in TOP_KS
+                )
+            )
+        flags.append(
+            f"{name} | {api.AUTO_DETECTORS[table.modality]} | {_flags(table, found[api.AUTO_DETECTORS[table.modality]])}"
+        )
         d = found[api.AUTO_DETECTORS[table.modality]]
         for method in api.list_selectors()["name"]:
             disc = found["jtt"] if method == "jtt" else found["spare"] if method == "spare" else d
@@ -87,6 +129,10 @@ def main() -> None:
             *lines,
             "",
             *by_epoch,
+            "",
+            *by_k,
+            "",
+            *flags,
             "",
             f"manifests (pseudo-groups from the auto detector: {api.AUTO_DETECTORS['text']} for text, {api.AUTO_DETECTORS['image']} for images; jtt/spare from their own):",
             *balance,
