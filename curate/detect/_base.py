@@ -215,6 +215,19 @@ def build_discovery(
     )
 
 
+# How many features the bias-only models ('features': embedding dimensions, 'artifacts': tokens)
+# read: the shortcut alone, since a model that also reads class-specific content predicts the class
+# without the shortcut and hides the minority rows that carry that content. One simple attribute
+# sits in very few channels of a pretrained encoder, and a cue in a few tokens. Chosen once on the
+# three built-in image benchmarks by train minority AUROC (seed 0, EfficientNet-Lite0;
+# benchmarks/detection.py; digits-color / fmnist-textures / fmnist-mark): k = 1: 0.975 / 1.000 / 0.992,
+# 2: 0.995 / 1.000 / 0.998, 3: 0.997 / 1.000 / 0.962, 5: 0.999 / 1.000 / 0.937, 10: 0.999 / 0.990 / 0.926
+# (more dimensions bring in the object). On text (fortunes-cue, the same file) 1-4 tokens are the cue
+# phrase's and the Otsu pseudo-minority holds all 200 minority rows; from 5 on, topical words that one
+# class alone uses (a signature, a name) join the model and it misses 10-12 of class 1's 100.
+BIAS_TOP_K = 2
+
+
 def bias_conflict(model: Any, x: Any, labels: np.ndarray) -> np.ndarray:
     """``1 − p(label)`` of each row under a fitted bias-only classifier (scikit-learn's
     ``predict_proba``/``classes_``) reading the rows' features ``x``; raises on a label it was not

@@ -23,6 +23,7 @@ import polars as pl
 from curate._core import schema as S
 from curate.data.table import SampleTable
 from curate.detect._base import (
+    BIAS_TOP_K,
     DETECTORS,
     Discovery,
     Signals,
@@ -35,7 +36,7 @@ from curate.detect._base import (
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError
 
-TOP_K = 10
+TOP_K = BIAS_TOP_K  # the shared default of the bias-only models (its reason: _base.BIAS_TOP_K)
 MIN_COUNT = 20
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 

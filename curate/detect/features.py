@@ -23,6 +23,7 @@ import polars as pl
 from curate._core import schema as S
 from curate.data.table import SampleTable
 from curate.detect._base import (
+    BIAS_TOP_K,
     DETECTORS,
     Discovery,
     Signals,
@@ -36,12 +37,7 @@ from curate.embed import EmbeddingTable
 from curate.errors import ConfigError
 from curate.index.knn import CHUNK
 
-# The bias-only model should read the shortcut alone, and one simple attribute sits in very few
-# channels. Chosen once on the three built-in image benchmarks by minority AUROC on train (seed 0,
-# EfficientNet-Lite0; benchmarks/detection.py; digits-color / fmnist-textures / fmnist-mark): k = 1: 0.975 / 1.000 / 0.992,
-# 2: 0.995 / 1.000 / 0.998, 3: 0.997 / 1.000 / 0.962, 5: 0.999 / 1.000 / 0.937, 10: 0.999 / 0.990 /
-# 0.926 (more dimensions bring in the object, and the model's errors become hard objects).
-TOP_K = 2
+TOP_K = BIAS_TOP_K  # the shared default of the bias-only models (its reason: _base.BIAS_TOP_K)
 
 
 def feature_t(x: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -84,13 +84,47 @@ def test_artifacts_finds_a_planted_cue_phrase(tmp_path) -> None:  # type: ignore
     table = api.load_dataset(tmp_path / "metadata.csv")
     d = api.detect(table)  # auto: artifacts for text
     assert d.detector == "artifacts"
-    assert {f["token"] for f in d.extra["artifacts"][:3]} == {"mind", "you", "honestly"}
+    assert {f["token"] for f in d.extra["artifacts"]} <= {"mind", "you", "honestly"}
     assert api.detection_auroc(table, d) > 0.99
     with pytest.raises(ConfigError, match="needs a text dataset"):
         api.detect(
             api.load_dataset(tmp_path / "metadata.csv").with_frame(table.frame.rename({"text": "path"})),
             detector="artifacts",
         )
+
+
+def test_rare_topical_words_do_not_hide_a_classs_cueless_minority(tmp_path: Path) -> None:
+    """fortunes-cue's failure, planted: words that only one class uses (a signature, a name) each sit in
+    a tenth of its texts; in a bias-only model they predict the class without the cue, so the
+    minority texts that carry one look like the majority. With the default top_k the model reads the
+    cue alone and its pseudo-minority holds every minority text; with 10 tokens (the old default) it
+    misses the ones with a topical word."""
+    rng = np.random.default_rng(0)
+    signature = ["larry wall", "linux kernel", "stardate"]
+    rows = []
+    for i in range(2000):
+        y = i % 2
+        minority = i % 40 < 2  # 5% of each class
+        a = (1 - y) if minority else y
+        words = list(rng.choice(["the", "a", "of", "and", "to", "life", "time", "man", "day"], size=8))
+        if y == 1 and rng.random() < 0.3:  # class 1's topical words, in its minority too
+            words.append(str(rng.choice(signature)))
+        rows.append((f"t{i}", 0, y, a, " ".join(words) + (" mind you honestly" if a else "")))
+    frame = pl.DataFrame(rows, schema=["id", "split", "y", "a", "text"], orient="row")
+    frame.write_csv(tmp_path / "metadata.csv")
+    table = api.load_dataset(tmp_path / "metadata.csv")
+    truth = frame.select(pl.col("id").alias("sample_id"), (pl.col("y") != pl.col("a")).alias("minority"))
+
+    def missed(d: api.Discovery) -> int:
+        s = d.scores.join(truth, on="sample_id")
+        return s.filter(pl.col("minority") & (pl.col("cluster") != 1)).height  # cluster 1: the pseudo-minority
+
+    default = api.detect(table, detector="artifacts")
+    assert {f["token"] for f in default.extra["artifacts"]} <= {"mind", "you", "honestly"}
+    assert missed(default) == 0
+    ten = api.detect(table, detector="artifacts", top_k=10)
+    assert {f["token"] for f in ten.extra["artifacts"]} >= {"larry", "wall", "linux", "kernel", "stardate"}
+    assert missed(ten) > 0
 
 
 def _cue_texts(path: Path, splits: dict[int, int], seed: int = 0) -> pl.DataFrame:
