@@ -14,6 +14,7 @@ gap from a validation choice of ``p`` that misses the best one. Each run is ``cu
 or MiniLM embeddings on a CPU), 3 seeds, model selection on true val groups; gap shares from the means.
 
 Run: ``.venv/bin/python -m benchmarks.known_groups [--benchmarks digits-color,fortunes-cue] [--seeds 3]``.
+A subset of ``--benchmarks`` writes ``benchmarks/results/known_groups-<benchmarks>.txt`` (the full file stays).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def main() -> None:
         by_p.append(f"{name} | " + " | ".join(cells))
         print(by_p[-1], flush=True)
     lines += by_p
-    report("known_groups", lines)
+    chosen = args.benchmarks.split(",")
+    report("known_groups" + ("" if chosen == list(BENCHES) else "-" + "-".join(chosen)), lines)
 
 
 def _chosen(runs: list[dict[str, Any]]) -> str:

@@ -8,6 +8,7 @@ Train groups: pseudo; model selection: true validation groups (as the papers). E
 benchmark by default, the ones where prune does not help included; mean ± sample std over seeds.
 
 Run: ``.venv/bin/python -m benchmarks.prune_ablation [--fractions 0.5,0.9] [--seeds 3]``.
+A subset of ``--benchmarks`` writes ``benchmarks/results/prune_ablation-<benchmarks>.txt`` (the full file stays).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from pathlib import Path
 os.environ.setdefault("CURATE_NO_PROGRESS", "1")
 
 
+ALL = ("digits-color", "fmnist-textures", "fmnist-mark", "fortunes-cue")
+
+
 def main() -> None:
     from benchmarks._common import built_benchmark, report, run_once, workspace_of
     from benchmarks.quality import code_version
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("work/prune_ablation"))
-    ap.add_argument("--benchmarks", default="digits-color,fmnist-textures,fmnist-mark,fortunes-cue")
+    ap.add_argument("--benchmarks", default=",".join(ALL))
     ap.add_argument("--fractions", default="0.5,0.9")
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
@@ -55,7 +59,8 @@ def main() -> None:
                 )
                 lines.append(line)
                 print(line, flush=True)
-    report("prune_ablation", lines)
+    chosen = args.benchmarks.split(",")
+    report("prune_ablation" + ("" if chosen == list(ALL) else "-" + "-".join(chosen)), lines)
 
 
 if __name__ == "__main__":
