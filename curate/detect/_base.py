@@ -222,9 +222,10 @@ def build_discovery(
 # three built-in image benchmarks by train minority AUROC (seed 0, EfficientNet-Lite0;
 # benchmarks/detection.py; digits-color / fmnist-textures / fmnist-mark): k = 1: 0.975 / 1.000 / 0.992,
 # 2: 0.995 / 1.000 / 0.998, 3: 0.997 / 1.000 / 0.962, 5: 0.999 / 1.000 / 0.937, 10: 0.999 / 0.990 / 0.926
-# (more dimensions bring in the object). On text (fortunes-cue, the same file) 1-4 tokens are the cue
-# phrase's and the Otsu pseudo-minority holds all 200 minority rows; from 5 on, topical words that one
-# class alone uses (a signature, a name) join the model and it misses 10-12 of class 1's 100.
+# (more dimensions bring in the object). On text (fortunes-cue, the same file, not used to choose):
+# with 1-3 tokens, all the cue phrase's, the Otsu pseudo-minority holds all 200 minority rows (216
+# flagged); at 5 and 10, topical words that one class alone uses (a signature, a name) join the cue,
+# predict that class without it, and 10 and 12 of its 100 cue-less minority rows are missed.
 BIAS_TOP_K = 2
 
 
