@@ -36,7 +36,6 @@ from curate.detect._base import (
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError
 
-TOP_K = BIAS_TOP_K  # the shared default of the bias-only models (its reason: _base.BIAS_TOP_K)
 MIN_COUNT = 20
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 
@@ -137,7 +136,7 @@ def score_split(
     score_split=score_split,
 )
 def artifacts(
-    table: SampleTable, signals: Signals, *, top_k: int = TOP_K, min_count: int = MIN_COUNT, seed: int = 0
+    table: SampleTable, signals: Signals, *, top_k: int = BIAS_TOP_K, min_count: int = MIN_COUNT, seed: int = 0
 ) -> Discovery:
     """Conflict score = 1 − p(label) of a logistic regression on the ``top_k`` artifact tokens."""
     rows, model = _train_model(table, top_k=top_k, min_count=min_count, seed=seed)

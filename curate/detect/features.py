@@ -8,7 +8,7 @@ one-vs-rest Welch t-statistic for every class (the continuous counterpart of Gar
 z-statistic for a token); a logistic regression on the ``top_k`` dimensions by ``max_c |t_c|``
 (standardised) is a *bias-only* model (Clark et al. 2019), and ``conflict_score = 1 − p_bias(y)``
 is high for the samples whose strongest features point to another class — the bias-conflicting
-ones. Pseudo-groups: a per-class Otsu split of the score; ``top_k``: :data:`TOP_K`.
+ones. Pseudo-groups: a per-class Otsu split of the score; ``top_k``: :data:`~curate.detect._base.BIAS_TOP_K`.
 The model reads any embedding, so val rows are scored by it directly (:func:`score_split`).
 """
 
@@ -36,8 +36,6 @@ from curate.detect._base import (
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError
 from curate.index.knn import CHUNK
-
-TOP_K = BIAS_TOP_K  # the shared default of the bias-only models (its reason: _base.BIAS_TOP_K)
 
 
 def feature_t(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -132,7 +130,7 @@ def score_split(discovery: Discovery, table: SampleTable, split: str, embeddings
     description="bias-only model on the embedding dimensions most tied to one label (t-statistic), Otsu split per class",
     score_split=score_split,
 )
-def features(table: SampleTable, signals: Signals, *, top_k: int = TOP_K, seed: int = 0) -> Discovery:
+def features(table: SampleTable, signals: Signals, *, top_k: int = BIAS_TOP_K, seed: int = 0) -> Discovery:
     """Conflict score = 1 − p(label) of a logistic regression on the ``top_k`` most label-tied dimensions."""
     emb = signals.need_embeddings("features")
     rows, x, model = _train_model(table, emb, top_k=top_k, seed=seed)

@@ -12,6 +12,7 @@ from scipy import stats
 from curate import api
 from curate.detect import features as F
 from curate.detect import pseudo_groups_of
+from curate.detect._base import BIAS_TOP_K
 from curate.embed import EmbeddingTable
 from curate.errors import ConfigError, InputDataError
 
@@ -85,7 +86,7 @@ def test_a_changed_detector_default_is_detected_again_not_read_from_the_cache(
     table = api.load_dataset(digits_dir)
     emb = _shortcut_embeddings(table)
     first = cached_detect(table, emb, None, api.ProxyConfig(), {"detector": "features"}, tmp_path)  # type: ignore[arg-type]
-    assert len(first.extra["dims"]) == F.TOP_K
+    assert len(first.extra["dims"]) == BIAS_TOP_K
     # a new curate with another default top_k: the cached discovery of the old default is not reused
     monkeypatch.setattr(F.features, "__kwdefaults__", {**F.features.__kwdefaults__, "top_k": 5})
     again = cached_detect(table, emb, None, api.ProxyConfig(), {"detector": "features"}, tmp_path)  # type: ignore[arg-type]
