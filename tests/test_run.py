@@ -83,6 +83,8 @@ def test_run_methods_on_a_planted_signal(digits_dir: Path, tmp_path: Path) -> No
         if method == "mix":  # on heads: DISPEL picks (alpha, s, C) on its own half split, from every train row
             assert m["tuning"] is None and m["dispel"]["chosen_on"] == "train pseudo-groups (half split)"
             assert m["manifest"]["method"] == "keep-all"
+        elif method == "balance" and m["detector"] == "cluster":  # clusters have no share to cut at
+            assert m["tuning"] is None and m["manifest"]["config"]["minority_share"] is None
         elif method in api.RUN_GRIDS:  # the open parameters were picked on validation WGA, from the grid
             tried = m["tuning"]["tried"]
             grid = m["tuning"]["grid"]

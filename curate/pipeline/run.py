@@ -16,6 +16,7 @@ from curate._core import schema as S
 from curate._core.io import atomic_path, write_json_atomic
 from curate.data import SampleTable
 from curate.data.workspace import Workspace
+from curate.detect import CLUSTERING_DETECTORS
 from curate.embed import create_encoder
 from curate.eval import write_report
 from curate.finetune import FinetuneConfig, TrainRequest, train
@@ -237,6 +238,8 @@ def _run(
     stage("detect", f"{disc.detector}: {disc.scores[S.PSEUDO_GROUP].n_unique()} pseudo-groups")
     tuning: dict[str, Any] | None = None
     grid = {k: v for k, v in RUN_GRIDS.get(sel_name, {}).items() if k not in sections["select"]}
+    if disc.detector in CLUSTERING_DETECTORS:  # clusters have no score to cut at another share
+        grid.pop("minority_share", None)
     det_grid = {
         k: v for k, v in DETECT_GRIDS.get(disc.detector, {}).items() if k not in sections["detect"] and not named
     }

@@ -2,7 +2,8 @@
 
 * ``keep-all`` — ERM: every train sample once.
 * ``oracle`` — balance by the TRUE groups (for evaluation only: it needs group labels).
-* ``balance`` — balance the discovery's pseudo-groups (reweight ``N / n_group``, subsample, upsample).
+* ``balance`` — balance the discovery's pseudo-groups (reweight ``N / n_group``, subsample, upsample),
+  optionally with each class's pseudo-minority cut to its top ``minority_share`` by conflict score.
 * ``jtt`` — Just Train Twice (Liu et al., ICML 2021): upweight the error set by ``λ_up``.
 * ``spare`` — SPARE (Yang et al., ICML 2023): sample each cluster ∝ 1/size^power, equal class totals.
 * ``prune`` — "Severing Spurious Correlations with Data Pruning" (ICLR 2025): in
@@ -23,7 +24,7 @@ import polars as pl
 from curate._core import schema as S
 from curate._core.seed import rng as make_rng
 from curate.data.table import SampleTable
-from curate.detect import Discovery
+from curate.detect import Discovery, resplit
 from curate.errors import ConfigError, EmptySelectionError, InputDataError
 from curate.manifest import MIX_LAMBDA, MIX_WITH, Manifest
 from curate.select._base import MODES, SELECTORS, build_manifest, group_weights, need_discovery
@@ -61,13 +62,23 @@ def keep_all(
 # --------------------------------------------------------------------------------- balance/oracle
 @dataclass(frozen=True, kw_only=True)
 class BalanceConfig(SelectConfig):
-    """``mode``: ``reweight`` (N / (G·n_g)), ``subsample`` or ``upsample``."""
+    """Group balancing.
+
+    Attributes:
+        mode: ``reweight`` (N / (G·n_g)), ``subsample`` or ``upsample``.
+        minority_share: ``balance`` only: each class's pseudo-minority is its top ``minority_share``
+            of rows by conflict score (:func:`curate.detect.resplit`) instead of the detector's own
+            cut; None keeps the discovery's pseudo-groups. ``curate run`` picks it on validation.
+    """
 
     mode: str = "reweight"
+    minority_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError.bad_param("BalanceConfig()", "mode", f"one of {MODES}", self.mode)
+        if self.minority_share is not None and not 0 < self.minority_share < 1:
+            raise ConfigError.bad_param("BalanceConfig()", "minority_share", "a float in (0, 1)", self.minority_share)
 
 
 def _balance_by(
@@ -94,6 +105,11 @@ def oracle(
     Raises:
         InputDataError: the dataset has no group labels.
     """
+    cfg = cfg or BalanceConfig()
+    if cfg.minority_share is not None:
+        raise ConfigError.bad_param(
+            "oracle()", "minority_share", "None (the true groups are not cut)", cfg.minority_share
+        )
     if not table.has_groups:
         raise InputDataError(
             "oracle needs true group labels, which this dataset lacks",
@@ -101,17 +117,24 @@ def oracle(
             fix="use `balance` with pseudo-groups",
         )
     keys = _train(table).select(S.SAMPLE_ID, pl.col(S.GROUP).alias("_key"))
-    return _balance_by(table, keys, cfg or BalanceConfig(), method="oracle", discovery=discovery, version=version)
+    return _balance_by(table, keys, cfg, method="oracle", discovery=discovery, version=version)
 
 
 @SELECTORS.register("balance", needs=("discovery",), description="balance pseudo-groups (reweight/subsample/upsample)")
 def balance(
     table: SampleTable, discovery: Discovery | None = None, cfg: BalanceConfig | None = None, *, version: str = ""
 ) -> Manifest:
-    """Group-balanced manifest over the discovery's pseudo-groups."""
+    """Group-balanced manifest over the discovery's pseudo-groups (each class's pseudo-minority its
+    top ``minority_share`` by conflict score when that is set).
+
+    Raises:
+        ConfigError: ``minority_share`` with a discovery that groups by clusters (``cluster``, ``spare``).
+    """
+    cfg = cfg or BalanceConfig()
     d = need_discovery(discovery, "balance")
-    keys = d.scores.select(S.SAMPLE_ID, pl.col(S.PSEUDO_GROUP).alias("_key"))
-    return _balance_by(table, keys, cfg or BalanceConfig(), method="balance", discovery=d, version=version)
+    cut = d if cfg.minority_share is None else resplit(d, cfg.minority_share)
+    keys = cut.scores.select(S.SAMPLE_ID, pl.col(S.PSEUDO_GROUP).alias("_key"))
+    return _balance_by(table, keys, cfg, method="balance", discovery=cut, version=version)
 
 
 # -------------------------------------------------------------------------------------------- jtt

@@ -61,6 +61,39 @@ def test_oracle_balances_true_groups_exactly(planted, disc) -> None:  # type: ig
     assert sub.frame.group_by("group").len()["len"].to_list() == [25] * 4
 
 
+def test_balance_cuts_each_class_to_its_top_minority_share(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    # 500 train rows a class: at 3% each class's pseudo-minority is its 15 highest conflict scores,
+    # picked here by hand; every other row of the class is its majority
+    m = build("balance", planted, disc, api.BalanceConfig(minority_share=0.03))
+    scores = disc.scores.sort("conflict_score", "sample_id", descending=[True, False])
+    flagged = set()
+    for y in (0, 1):
+        rows = scores.filter(pl.col("label") == y)
+        assert rows.height == 500
+        flagged |= set(rows["sample_id"][:15])
+    w = dict(zip(m.frame["sample_id"], m.frame["weight"], strict=True))
+    # reweight N / (G n_g): 1000 / (4 * 15) for the flagged, 1000 / (4 * 485) for the rest
+    assert {i for i, v in w.items() if v == pytest.approx(1000 / 60)} == flagged
+    assert all(v == pytest.approx(1000 / (4 * 485)) for i, v in w.items() if i not in flagged)
+    assert m.provenance["config"]["minority_share"] == 0.03
+    assert m.provenance["inputs"]["discovery"]["config"]["minority_share"] == 0.03
+    # the detector's own cut (the default) is another partition: the share changes the manifest
+    assert set(build("balance", planted, disc).frame["sample_id"]) == set(w) and flagged != set(
+        disc.scores.filter(pl.col("cluster") == 1)["sample_id"]
+    )
+
+
+def test_balance_share_is_checked_and_refused_where_it_cannot_apply(planted, disc) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="minority_share"):
+        api.BalanceConfig(minority_share=1.5)
+    with pytest.raises(ConfigError, match="minority_share"):
+        build("oracle", planted, disc, api.BalanceConfig(minority_share=0.1))  # the true groups are not cut
+    table, emb, log = planted
+    clusters = api.detect(table, embeddings=emb, dynamics=log, detector="cluster")
+    with pytest.raises(ConfigError, match="clusters"):
+        build("balance", planted, clusters, api.BalanceConfig(minority_share=0.1))
+
+
 def test_jtt_weights_the_error_set(planted, disc) -> None:  # type: ignore[no-untyped-def]
     table, emb, log = planted
     d = api.detect(table, embeddings=emb, dynamics=log, detector="jtt")
