@@ -123,6 +123,12 @@ def balance(
     out: Path = OUT,
     mode: str = typer.Option("reweight", help="reweight, subsample or upsample"),
     groups: str = typer.Option("pseudo", help="pseudo (discovered) or true (the oracle, evaluation only)"),
+    minority_share: float | None = typer.Option(
+        None,
+        "--minority-share",
+        help="each class's pseudo-minority = its top share by conflict score (default: the detector's cut; "
+        "`curate run` picks it on validation)",
+    ),
     detector: str | None = DETECTOR,
     format: str | None = FORMAT,
     seed: int = SEED,
@@ -138,7 +144,7 @@ def balance(
         workspace,
         out,
         detector,
-        api.BalanceConfig(mode=mode, seed=seed),
+        api.BalanceConfig(mode=mode, minority_share=minority_share, seed=seed),
         format,
         (keep, drop, review),
     )

@@ -46,6 +46,12 @@ def test_embed_dynamics_cluster(tmp_path: Path) -> None:
         r = run(*args, "--out", str(out))
         assert r.returncode == 0, (args, r.stderr)
         assert out.exists() and read_manifest(out).provenance["method"]  # embedded: no sidecar
+    cut = tmp_path / "m" / "balance-share.parquet"  # each class's pseudo-minority at its top 10%
+    r = run("balance", str(ws), "--minority-share", "0.1", "--out", str(cut))
+    assert r.returncode == 0, r.stderr
+    assert read_manifest(cut).provenance["config"]["minority_share"] == 0.1
+    r = run("balance", str(ws), "--minority-share", "2", "--out", str(tmp_path / "m" / "bad.parquet"))
+    assert r.returncode != 0 and "minority_share" in r.stderr + r.stdout
     r = run(
         "finetune",
         str(ws),
