@@ -121,3 +121,30 @@ def test_jtt_epochs_that_coincide_are_tuned_once(planted) -> None:  # type: igno
     )  # fmt: skip
     assert log.n_epochs == 4 and [p["epoch"] for p in asked] == [1, 2]
     assert [t["detect.epoch"] for t in tried["tried"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        # the share ties the detector's cut on WGA with a higher mean accuracy: the cut is kept
+        ({None: (0.80, 0.80), 0.03: (0.80, 0.85), 0.1: (0.70, 0.90)}, None),
+        # a share that beats it on WGA is taken, whatever its mean accuracy
+        ({None: (0.80, 0.80), 0.03: (0.81, 0.70), 0.1: (0.70, 0.90)}, 0.03),
+        # between two shares the usual tie-break, mean accuracy, decides
+        ({None: (0.70, 0.80), 0.03: (0.81, 0.70), 0.1: (0.81, 0.75)}, 0.1),
+    ],
+)
+def test_balance_keeps_the_detectors_cut_unless_a_share_beats_it_on_wga(planted, monkeypatch, scores, expected) -> None:  # type: ignore[no-untyped-def]
+    table, emb, log = planted
+    disc = api.detect(table, embeddings=emb, dynamics=log, detector="ensemble")
+
+    def fake_score(table, emb, d, manifest, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return scores[manifest.provenance["config"]["minority_share"]]
+
+    monkeypatch.setattr(tuning, "_val_score", fake_score)
+    grid = {"minority_share": tuple(scores)}
+    _, cfg, tried = tuning.tune_selection(
+        table, emb, log, lambda params: disc, "balance", api.BalanceConfig(), grid, FinetuneConfig(epochs=1, seed=0)
+    )
+    assert cfg.minority_share == expected and tried["chosen"] == {"minority_share": expected}
+    assert len(tried["tried"]) == 3

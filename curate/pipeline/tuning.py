@@ -62,7 +62,8 @@ DETECTOR_CANDIDATES = {
 # stays at its default 1.0, their scripts' only value but UrbanCars'); JTT's lambda_up (their values:
 # 6, 20, 50, 100). A field set in [select] is not tuned.
 # balance's one open parameter is how many rows of each class its pseudo-minority holds: the
-# detector's own cut (None, first, so kept on a tie), or the class's top 1%, 3%, 10%, 30% by conflict
+# detector's own cut (None: kept unless a share beats it on val WGA; mean accuracy, the usual
+# tie-break, favours the cut that reweights fewer rows), or the class's top 1%, 3%, 10%, 30% by conflict
 # score (x3 steps spanning the within-class minority shares of the field's benchmarks: Waterbirds 5%,
 # CelebA's blond men 6%, MultiNLI's negation groups 2-16%; the built-in ones are all 5%, so the grid
 # leaves that value out). Otsu's cut over-flags a class whose majority has a long tail of conflict
@@ -258,7 +259,7 @@ def tune_selection(
     epoch_of: Callable[[int, float], int] | None = None,
 ) -> tuple[Discovery, SelectConfig, dict[str, Any]]:
     """The (detector parameters, selection parameters) point whose manifest trains the head with the
-    best validation (WGA, mean accuracy). ``discover(params)`` gives the discovery with those
+    best validation (WGA, mean accuracy); on a WGA tie a point that keeps every default (None) wins. ``discover(params)`` gives the discovery with those
     detector parameters; ``detect_grid`` values of ``epoch`` are shares of the recorded epochs, mapped
     to epochs by ``epoch_of`` (the detector's :data:`EPOCH_OF_SHARE`); ``reference``: the val
     pseudo-groups of :func:`reference_groups` (needed with ``pseudo-groups``).
@@ -271,7 +272,7 @@ def tune_selection(
         raise ValueError("tune_selection(): an epoch grid of shares needs epoch_of (the detector's EPOCH_OF_SHARE)")
     det_keys, keys = list(det_grid), list(grid)
     tried = []
-    best: tuple[tuple[float, float], Discovery, SelectConfig] | None = None
+    best: tuple[tuple[float, bool, float], Discovery, SelectConfig] | None = None
     seen: set[tuple[Any, ...]] = set()
     for det_values in itertools.product(*(det_grid[k] for k in det_keys)):
         det_params = dict(zip(det_keys, det_values, strict=True))
@@ -289,9 +290,12 @@ def tune_selection(
             except EmptySelectionError as e:  # this point would train plain ERM: not a candidate
                 tried.append({**point, "skipped": e.problem})
                 continue
-            score = _val_score(table, emb, disc, manifest, head, device, select_on, reference)
-            tried.append({**point, "val_acc_wg": score[0], "val_acc_avg": score[1]})
-            logger.debug("tuning %s %s: val acc_wg %.4f", name, point, score[0])
+            wg, avg = _val_score(table, emb, disc, manifest, head, device, select_on, reference)
+            tried.append({**point, "val_acc_wg": wg, "val_acc_avg": avg})
+            logger.debug("tuning %s %s: val acc_wg %.4f", name, point, wg)
+            # a point that keeps the defaults (every value None: balance's detector cut) wins a tie on
+            # WGA, before mean accuracy: that favours whatever reweights fewer rows (closer to ERM)
+            score = (wg, bool(keys) and all(v is None for v in values), avg)
             if best is None or score > best[0]:
                 best = (score, disc, cfg)
     if best is None:
