@@ -1,16 +1,16 @@
 """The choices the papers leave to validation, made by training a head on the frozen embeddings for
 each candidate (fast on any device): which detector's pseudo-groups feed the pseudo-group methods,
 JTT's first-stage length ``T``, and the selection's open parameters (prune's ``p``, mix's
-``α``/``s``, JTT's ``λ_up``, balance's minority share). Each candidate is scored by validation worst-group accuracy over the
-groups ``select_on`` names — true val groups (what the papers do), val pseudo-groups, or classes
-(no group labels anywhere) — and the result says which.
+``α``/``s``, JTT's ``λ_up``, balance's minority share). Each candidate is scored by validation
+worst-group accuracy over the groups ``select_on`` names — true val groups (what the papers do), val
+pseudo-groups, or classes (no group labels anywhere) — and the result says which.
 
 Without group labels (``pseudo-groups``) every candidate is scored on one partition of val, fixed
 before any candidate is trained: the default detector's pseudo-groups carried to val
-(:func:`reference_groups`): on text the bias-only ``artifacts`` model scores each val text itself and
-it is split at the train threshold; on images each val row takes the pseudo-group of its nearest
-train sample of the same class. (Carried by neighbour, text's val minority shrank to ~16 rows on
-fortunes-cue, too few to tell candidates apart.) Scoring each candidate
+(:func:`reference_groups`): its bias-only model (``artifacts`` on text, ``features`` on images)
+scores each val row itself and the row is split at the train threshold. (Carried by nearest
+neighbour instead, text's val minority shrank to ~16 rows on fortunes-cue, too few to tell
+candidates apart.) Scoring each candidate
 discovery on its *own* val pseudo-groups instead compares worst-group accuracies over different
 groups: a discovery whose pseudo-groups are meaningless (a chance split) has a worst "group" as
 easy as the average and wins. Measured on fmnist-textures: the cluster detector's val minority was
@@ -259,8 +259,8 @@ def tune_selection(
     epoch_of: Callable[[int, float], int] | None = None,
 ) -> tuple[Discovery, SelectConfig, dict[str, Any]]:
     """The (detector parameters, selection parameters) point whose manifest trains the head with the
-    best validation (WGA, mean accuracy); on a WGA tie a point that keeps every default (None) wins. ``discover(params)`` gives the discovery with those
-    detector parameters; ``detect_grid`` values of ``epoch`` are shares of the recorded epochs, mapped
+    best validation (WGA, mean accuracy); on a WGA tie, a point that keeps every default (None) wins.
+    ``discover(params)`` gives the discovery with those detector parameters; ``detect_grid`` values of ``epoch`` are shares of the recorded epochs, mapped
     to epochs by ``epoch_of`` (the detector's :data:`EPOCH_OF_SHARE`); ``reference``: the val
     pseudo-groups of :func:`reference_groups` (needed with ``pseudo-groups``).
 

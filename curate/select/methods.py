@@ -103,7 +103,7 @@ def oracle(
     """Group-balanced manifest from the dataset's true groups: an upper reference, not a label-free method.
 
     Raises:
-        InputDataError: the dataset has no group labels.
+        InputDataError: the dataset has no group labels. ConfigError: ``minority_share`` is set.
     """
     cfg = cfg or BalanceConfig()
     if cfg.minority_share is not None:
