@@ -29,13 +29,14 @@ def _cuts(disc: Any, shares: tuple[float, ...]) -> dict[str, Any]:
     """The partitions compared: the detector's own (Otsu), the error set, each top share."""
     import numpy as np
 
+    from benchmarks.detection import ERROR_SET
     from curate._core import schema as S
     from curate.detect import resplit
     from curate.detect._base import CONFLICT, build_discovery
 
     rows = disc.scores.select(S.SAMPLE_ID, S.LABEL)
     conflict = disc.scores[CONFLICT].to_numpy()
-    errors = (conflict > 0.5).astype(np.int64)  # 1 - p(label) > 0.5: the bias-only model's mistakes
+    errors = (conflict > ERROR_SET).astype(np.int64)
     out = {"otsu (the detector's)": disc}
     out["error set"] = build_discovery(
         rows, conflict, errors, detector=disc.detector, config=disc.config | {"cut": "error set"}, dynamics=None

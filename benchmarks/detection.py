@@ -36,6 +36,8 @@ BENCHES = {
 
 
 TOP_KS = (1, 2, 3, 5, 10)
+ERROR_SET = 0.5
+"""The bias-only model's error set: conflict score 1 - p(label) above this (its mistakes)."""
 
 
 def _with_minority(table, discovery):  # type: ignore[no-untyped-def]
@@ -53,7 +55,7 @@ def _flags(table, discovery) -> str:  # type: ignore[no-untyped-def]
 
     s = _with_minority(table, discovery)
     out = []
-    for cut, flag in (("otsu", pl.col("cluster") == 1), ("error set", pl.col("conflict_score") > 0.5)):
+    for cut, flag in (("otsu", pl.col("cluster") == 1), ("error set", pl.col("conflict_score") > ERROR_SET)):
         per = s.group_by("label").agg(
             (flag & pl.col("minority")).sum().alias("hit"),
             flag.sum().alias("flagged"),
