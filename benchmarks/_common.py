@@ -72,6 +72,11 @@ def built_benchmark(name: str, data: Path, *, check_files: bool = True) -> Any:
     return api.load_dataset(data / "metadata.csv", check_files=check_files)
 
 
+def gap_closed(wg: float, *, erm: float, oracle: float | None) -> float:
+    """Share of the ERM → oracle worst-group gap that a mean test WGA ``wg`` closes; NaN without a gap."""
+    return (wg - erm) / (oracle - erm) if oracle is not None and oracle > erm else float("nan")
+
+
 def run_once(folder: Path, tag: str, key: list[Any], table: Any, **run: Any) -> dict[str, Any]:
     """``curate run`` into ``folder/<tag>-<hash of key>``, or its metrics when that run finished before
     (a run folder is swapped in whole: ``metrics.json`` means finished). ``key`` must hold everything

@@ -44,7 +44,7 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report, run_once, workspace_of
+    from benchmarks._common import built_benchmark, gap_closed, report, run_once, workspace_of
     from benchmarks.quality import BENCHES, code_version
     from curate.pipeline.tuning import RUN_GRIDS
 
@@ -77,7 +77,7 @@ def main() -> None:
                 print(f"{name} {row} seed {seed}: acc_wg {m['acc_wg']:.4f}", flush=True)
         erm = statistics.fmean(m["acc_wg"] for m in results["erm"])
         oracle = statistics.fmean(m["acc_wg"] for m in results["oracle = balance (true train groups)"])
-        gap = functools.partial(_gap, erm=erm, oracle=oracle)
+        gap = functools.partial(gap_closed, erm=erm, oracle=oracle)
 
         for row, runs in results.items():
             wg, avg = [m["acc_wg"] for m in runs], [m["acc_avg"] for m in runs]
@@ -107,11 +107,6 @@ def main() -> None:
         lines += table_lines
     chosen = args.benchmarks.split(",")
     report("known_groups" + ("" if chosen == list(BENCHES) else "-" + "-".join(chosen)), lines)
-
-
-def _gap(wg: float, *, erm: float, oracle: float) -> float:
-    """Share of the ERM → oracle WGA gap that a mean test WGA closes."""
-    return (wg - erm) / (oracle - erm) if oracle > erm else float("nan")
 
 
 def _chosen(runs: list[dict[str, Any]]) -> str:

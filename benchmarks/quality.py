@@ -69,7 +69,7 @@ def export_for_spuco(table, emb, path: Path) -> None:  # type: ignore[no-untyped
 
 
 def main() -> None:
-    from benchmarks._common import built_benchmark, report, workspace_of
+    from benchmarks._common import built_benchmark, gap_closed, report, workspace_of
     from curate import api
 
     ap = argparse.ArgumentParser()
@@ -134,11 +134,7 @@ def main() -> None:
             for method, runs in results.items():
                 wg, avg = [m["acc_wg"] for m in runs], [m["acc_avg"] for m in runs]
                 sd = statistics.stdev if len(runs) > 1 else (lambda _: 0.0)
-                gap = (
-                    (statistics.fmean(wg) - erm) / (oracle - erm)
-                    if oracle is not None and oracle > erm
-                    else float("nan")
-                )
+                gap = gap_closed(statistics.fmean(wg), erm=erm, oracle=oracle)
                 minutes = statistics.fmean(m["wall_s"] for m in runs) / 60
                 lines.append(
                     f"{name} | {method} | {runs[0]['train_groups']} | {runs[0]['model_selection']} | "
@@ -154,11 +150,7 @@ def main() -> None:
                     train_groups = "true val groups (DFR's last-layer set)" if method == "spuco dfr" else "pseudo"
                     wg, avg = [r["acc_wg"] for r in runs], [r["acc_avg"] for r in runs]
                     sd = statistics.stdev if len(runs) > 1 else (lambda _: 0.0)
-                    gap = (
-                        (statistics.fmean(wg) - erm) / (oracle - erm)
-                        if oracle is not None and oracle > erm
-                        else float("nan")
-                    )
+                    gap = gap_closed(statistics.fmean(wg), erm=erm, oracle=oracle)
                     lines.append(
                         f"{name} | {method} (SpuCo {found['_spuco_version']}, {len(runs)} seeds) | {train_groups} | "
                         f"true val groups | {statistics.fmean(wg):.3f} ± {sd(wg):.3f} | "
